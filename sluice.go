@@ -1,0 +1,186 @@
+package sluice
+
+import "time"
+
+// Limits of the Batch API contract (SPEC.md section 5).
+const (
+	// MaxFileBytes is the largest input file accepted, 200 MB.
+	MaxFileBytes = 200 * 1000 * 1000
+	// MaxRequests is the most request lines one batch may hold.
+	MaxRequests = 100_000
+	// MaxBatchErrors is the most validation errors reported on one batch.
+	MaxBatchErrors = 100
+	// CompletionWindow is the only completion window accepted.
+	CompletionWindow = "24h"
+	// MinFileExpiry and MaxFileExpiry bound expires_after.seconds, 14 to 30 days.
+	MinFileExpiry = 1209600
+	MaxFileExpiry = 2592000
+)
+
+// Purpose says what a file is for. Values are the wire strings.
+type Purpose string
+
+const (
+	// PurposeBatch is an input file uploaded for a batch.
+	PurposeBatch Purpose = "batch"
+	// PurposeBatchOutput is an output or error file written by a batch.
+	PurposeBatchOutput Purpose = "batch_output"
+)
+
+// FileStatus is the processing state of a file. Values are the wire strings.
+type FileStatus string
+
+const (
+	// FileStatusPending means the upload is still arriving or being scanned.
+	FileStatusPending FileStatus = "pending"
+	// FileStatusProcessed means the file was stored and scanned.
+	FileStatusProcessed FileStatus = "processed"
+	// FileStatusError means the file could not be stored or scanned; see StatusDetails.
+	FileStatusError FileStatus = "error"
+)
+
+// File is a stored file: an uploaded input or a batch's output or error file.
+type File struct {
+	ID            string
+	Bytes         int64
+	CreatedAt     time.Time
+	ExpiresAt     *time.Time
+	Filename      string
+	Purpose       Purpose
+	Status        FileStatus
+	StatusDetails string
+
+	// Scan is what the upload scan learned of an input file; nil for output files.
+	Scan *FileScan
+}
+
+// FileScan is what one streaming pass over an uploaded input file records, so that a
+// batch created from it needs no second read to validate.
+type FileScan struct {
+	Requests int          // request lines (blank lines are not requests)
+	URL      string       // url of the first request line
+	Model    string       // body.model of the first request line
+	Problems []BatchError // line-level problems, in line order, at most MaxBatchErrors
+	Indexed  bool         // an index of every request line was stored (no problems)
+}
+
+// Status is the state of a batch. Values are the wire strings.
+type Status string
+
+const (
+	// StatusValidating means the input is being checked before work starts.
+	StatusValidating Status = "validating"
+	// StatusFailed means validation failed; Errors says why.
+	StatusFailed Status = "failed"
+	// StatusInProgress means requests are running.
+	StatusInProgress Status = "in_progress"
+	// StatusFinalizing means every request is done and the result files are being written.
+	StatusFinalizing Status = "finalizing"
+	// StatusCompleted means the result files are ready.
+	StatusCompleted Status = "completed"
+	// StatusExpired means the batch could not finish inside its window.
+	StatusExpired Status = "expired"
+	// StatusCancelling means a cancel was asked for and in-flight requests are ending.
+	StatusCancelling Status = "cancelling"
+	// StatusCancelled means the batch was cancelled; finished work is in its result files.
+	StatusCancelled Status = "cancelled"
+)
+
+// Terminal reports whether no further transition can happen from s.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusFailed, StatusCompleted, StatusExpired, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// RequestCounts counts a batch's requests.
+type RequestCounts struct {
+	Total     int `json:"total"`
+	Completed int `json:"completed"`
+	Failed    int `json:"failed"`
+}
+
+// BatchError is one entry of a batch's errors list. Line is 1-based; 0 means no line.
+type BatchError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Param   string `json:"param,omitempty"`
+	Line    int    `json:"line,omitempty"`
+}
+
+// Batch is a batch job.
+type Batch struct {
+	ID               string
+	Endpoint         string
+	InputFileID      string
+	CompletionWindow string
+	Status           Status
+	Deployment       string // the deployment every line names; "" until validated
+	OutputFileID     string
+	ErrorFileID      string
+	Errors           []BatchError
+	Metadata         map[string]string
+	RequestCounts    RequestCounts
+
+	// OutputExpiresAfter is the lifetime of the result files in seconds; 0 means none.
+	OutputExpiresAfter int64
+
+	CreatedAt    time.Time
+	InProgressAt *time.Time
+	ExpiresAt    *time.Time
+	FinalizingAt *time.Time
+	CompletedAt  *time.Time
+	FailedAt     *time.Time
+	ExpiredAt    *time.Time
+	CancellingAt *time.Time
+	CancelledAt  *time.Time
+}
+
+// Deployment is a named batch deployment: what a line's body.model names.
+type Deployment struct {
+	Name      string
+	Type      string // "global" or "datazone"
+	Upstreams []Upstream
+}
+
+// Upstream is one OpenAI-compatible inference server serving a deployment.
+type Upstream struct {
+	BaseURL        string // e.g. http://127.0.0.1:8000/v1; requests go to BaseURL + "/chat/completions"
+	Model          string // the model name sent upstream; "" sends the deployment name
+	APIKey         string // sent as Authorization: Bearer; "" sends none
+	MaxConcurrency int    // requests in flight at most
+}
+
+// RequestState is the state of one request line of a batch.
+type RequestState int
+
+const (
+	// RequestPending is a line not yet sent, or released to be sent again.
+	RequestPending RequestState = 0
+	// RequestLeased is a line claimed by a worker until its lease runs out.
+	RequestLeased RequestState = 1
+	// RequestSucceeded is a line whose result goes to the output file.
+	RequestSucceeded RequestState = 2
+	// RequestFailed is a line whose result goes to the error file.
+	RequestFailed RequestState = 3
+)
+
+// Request is one request line of a batch, as the engine claims it.
+type Request struct {
+	BatchID  string
+	Line     int // 1-based physical line in the input file
+	CustomID string
+	Offset   int64 // byte offset of the line in the input file
+	Length   int   // byte length of the line, without its newline
+}
+
+// Result is the outcome of one request line: the exact line written to the output file
+// (Succeeded) or the error file (not Succeeded).
+type Result struct {
+	BatchID   string
+	Line      int
+	Succeeded bool
+	Output    []byte // one JSON object, no newline
+}

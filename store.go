@@ -1,0 +1,127 @@
+package sluice
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Store keeps files, batches and the request lines of batches. It is the one point
+// where replicas coordinate: claims on lines are leases recorded here.
+//
+// Methods return KindNotFound for a missing object and KindConflict for a state that
+// does not allow the change; anything else is KindInternal.
+type Store interface {
+	// CreateFile inserts f. Returns KindConflict if the ID exists.
+	CreateFile(ctx context.Context, f *File) error
+	// FindFileByID returns the file. Returns KindNotFound if it does not exist.
+	FindFileByID(ctx context.Context, id string) (*File, error)
+	// FindFiles returns the files matching filter, and whether more follow.
+	FindFiles(ctx context.Context, filter FileFilter) ([]*File, bool, error)
+	// UpdateFile changes the set fields of a file. Returns KindNotFound.
+	UpdateFile(ctx context.Context, id string, upd FileUpdate) (*File, error)
+	// DeleteFile removes the file row. Returns KindNotFound, or KindConflict while a
+	// batch that is not terminal reads it.
+	DeleteFile(ctx context.Context, id string) error
+
+	// CreateBatch inserts b. Returns KindConflict if the ID exists.
+	CreateBatch(ctx context.Context, b *Batch) error
+	// FindBatchByID returns the batch. Returns KindNotFound.
+	FindBatchByID(ctx context.Context, id string) (*Batch, error)
+	// FindBatches returns the batches matching filter, and whether more follow.
+	FindBatches(ctx context.Context, filter BatchFilter) ([]*Batch, bool, error)
+	// UpdateBatch changes the set fields of a batch. When upd.IfStatus is set and the
+	// batch is in none of those states it returns KindConflict and changes nothing.
+	UpdateBatch(ctx context.Context, id string, upd BatchUpdate) (*Batch, error)
+	// FinishBatch creates the result files and sets the batch's final status and
+	// timestamps in one transaction, so both files exist exactly when the batch says so.
+	FinishBatch(ctx context.Context, id string, files []*File, upd BatchUpdate) (*Batch, error)
+
+	// AddRequests inserts request rows of a batch, pending. Rows whose line already
+	// exists are left as they are, so a validation cut off by a crash can run again.
+	AddRequests(ctx context.Context, batchID string, reqs []Request) error
+	// ClaimRequests leases up to n claimable lines of a batch to owner until the
+	// given time: pending lines, and leased lines whose lease ran out. Lowest lines first.
+	ClaimRequests(ctx context.Context, batchID, owner string, n int, until time.Time) ([]Request, error)
+	// ExtendLeases moves the lease of every line owner holds to until.
+	ExtendLeases(ctx context.Context, owner string, until time.Time) error
+	// ReleaseRequests makes lines that owner holds pending again.
+	ReleaseRequests(ctx context.Context, owner string, reqs []Request) error
+	// CommitResults stores the results of lines owner holds and adds them to their
+	// batches' request counts, in one transaction. A result for a line owner no longer
+	// holds is dropped and not counted. It returns how many were stored.
+	CommitResults(ctx context.Context, owner string, results []Result) (int, error)
+	// CountLeased returns how many lines of the batch are leased with a lease that has
+	// not run out at now.
+	CountLeased(ctx context.Context, batchID string, now time.Time) (int, error)
+	// EachResult calls fn with every stored result of the batch, in line order.
+	EachResult(ctx context.Context, batchID string, fn func(Result) error) error
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// FileFilter selects files. Zero fields select everything.
+type FileFilter struct {
+	Purpose Purpose
+	After   string // ID cursor: files that come after this one in Order
+	Limit   int
+	Asc     bool // oldest first; the default is newest first
+}
+
+// FileUpdate changes a file. Nil fields are left as they are.
+type FileUpdate struct {
+	Bytes         *int64
+	Filename      *string
+	Purpose       *Purpose
+	Status        *FileStatus
+	StatusDetails *string
+	ExpiresAt     *time.Time
+	Scan          *FileScan
+}
+
+// BatchFilter selects batches. Zero fields select everything.
+type BatchFilter struct {
+	Status []Status // any of these
+	After  string   // ID cursor: batches that come after this one, newest first
+	Limit  int
+}
+
+// BatchUpdate changes a batch. Nil fields are left as they are.
+type BatchUpdate struct {
+	IfStatus []Status // change only from one of these states
+
+	Status       *Status
+	Deployment   *string
+	OutputFileID *string
+	ErrorFileID  *string
+	Errors       []BatchError // set when not nil
+	Total        *int
+
+	InProgressAt *time.Time
+	FinalizingAt *time.Time
+	CompletedAt  *time.Time
+	FailedAt     *time.Time
+	ExpiredAt    *time.Time
+	CancellingAt *time.Time
+	CancelledAt  *time.Time
+}
+
+// Bucket stores the bytes of files under keys. Writes are atomic: a key holds either
+// its old bytes or all of the new ones, never a part.
+//
+// Methods return KindNotFound for a missing key.
+type Bucket interface {
+	// Put stores everything r yields under key and returns how many bytes it stored.
+	// If r fails, nothing is stored and the error is returned.
+	Put(ctx context.Context, key string, r io.Reader) (int64, error)
+	// Get opens the bytes under key.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// GetRange opens length bytes under key from offset.
+	GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+	// Delete removes key. Deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Ptr returns a pointer to v, for the optional fields of updates and filters.
+func Ptr[T any](v T) *T { return &v }
