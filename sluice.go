@@ -57,11 +57,12 @@ type File struct {
 // FileScan is what one streaming pass over an uploaded input file records, so that a
 // batch created from it needs no second read to validate.
 type FileScan struct {
-	Requests int          // request lines (blank lines are not requests)
-	URL      string       // url of the first request line
-	Model    string       // body.model of the first request line
-	Problems []BatchError // line-level problems, in line order, at most MaxBatchErrors
-	Indexed  bool         // an index of every request line was stored (no problems)
+	Requests  int          // request lines (blank lines are not requests)
+	FirstLine int          // line number of the first request line
+	URL       string       // url of the first request line
+	Model     string       // body.model of the first request line
+	Problems  []BatchError // line-level problems, in line order, at most MaxBatchErrors
+	Indexed   bool         // an index of every request line was stored (no problems)
 }
 
 // Status is the state of a batch. Values are the wire strings.

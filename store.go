@@ -64,6 +64,7 @@ type Store interface {
 // FileFilter selects files. Zero fields select everything.
 type FileFilter struct {
 	Purpose Purpose
+	Status  FileStatus
 	After   string // ID cursor: files that come after this one in Order
 	Limit   int
 	Asc     bool // oldest first; the default is newest first

@@ -1,0 +1,313 @@
+// Package sqlite is the embedded Store: one SQLite file in WAL mode, written through a
+// single connection (SQLite has one writer) and read through a small pool.
+//
+// Results are committed in groups: the engine hands CommitResults a slice of results
+// and they land in one transaction, with the batch's request counts, so a finished line
+// is durable before it counts and the hot path pays one fsync-free WAL append per group.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sluice-batch/sluice"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed schema.sql
+var schema string
+
+// Options are the optional settings of Open. Nil means the defaults.
+type Options struct {
+	// NowFunc returns the current time; default time.Now.
+	NowFunc func() time.Time
+	// Logger receives the store's logs; nil discards them.
+	Logger *slog.Logger
+	// KeepLeases keeps the leases found at Open. By default Open releases them: the
+	// embedded store has one process (the data folder is locked), so any lease found at
+	// start belongs to a process that died, and its lines can be sent again at once.
+	KeepLeases bool
+}
+
+// Store is a sluice.Store on SQLite.
+type Store struct {
+	w   *sql.DB // the one writer connection
+	r   *sql.DB // readers
+	now func() time.Time
+	log *slog.Logger
+}
+
+var _ sluice.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path.
+func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	s := &Store{now: opts.NowFunc, log: opts.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(on)"} {
+		q.Add("_pragma", p)
+	}
+	w, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode()+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	q.Add("_pragma", "query_only(on)")
+	r, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	r.SetMaxOpenConns(4)
+	s.w, s.r = w, r
+	if _, err := w.ExecContext(ctx, schema); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate sqlite: %w", err)
+	}
+	if !opts.KeepLeases {
+		res, err := w.ExecContext(ctx, `UPDATE requests SET state = 0, owner = NULL, lease_until = NULL WHERE state = 1`)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("release leases: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			s.log.InfoContext(ctx, "released leases of a previous process", "lines", n)
+		}
+	}
+	return s, nil
+}
+
+// Close implements sluice.Store.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// interpret translates driver errors into sluice kinds, once, for every method.
+func interpret(err error, what, id string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return sluice.Errorf(sluice.KindNotFound, "No such %s object: %s", what, id).WithErr(err)
+	case strings.Contains(err.Error(), "UNIQUE constraint failed"):
+		return sluice.Errorf(sluice.KindConflict, "The %s %s already exists.", what, id).WithErr(err)
+	}
+	return fmt.Errorf("%s %s: %w", what, id, err)
+}
+
+func unix(t time.Time) int64 { return t.Unix() }
+
+func unixPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.Unix()
+}
+
+func timePtr(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := time.Unix(v.Int64, 0).UTC()
+	return &t
+}
+
+func jsonOrNull(v any, empty bool) (any, error) {
+	if empty {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// --- files ---
+
+const fileColumns = `id, bytes, created_at, expires_at, filename, purpose, status, status_details, scan`
+
+type scanner interface{ Scan(...any) error }
+
+func scanFile(row scanner) (*sluice.File, error) {
+	var (
+		f       sluice.File
+		created int64
+		expires sql.NullInt64
+		scan    sql.NullString
+	)
+	if err := row.Scan(&f.ID, &f.Bytes, &created, &expires, &f.Filename, &f.Purpose, &f.Status, &f.StatusDetails, &scan); err != nil {
+		return nil, err
+	}
+	f.CreatedAt = time.Unix(created, 0).UTC()
+	f.ExpiresAt = timePtr(expires)
+	if scan.Valid {
+		f.Scan = new(sluice.FileScan)
+		if err := json.Unmarshal([]byte(scan.String), f.Scan); err != nil {
+			return nil, fmt.Errorf("decode scan of %s: %w", f.ID, err)
+		}
+	}
+	return &f, nil
+}
+
+// CreateFile implements sluice.Store.
+func (s *Store) CreateFile(ctx context.Context, f *sluice.File) error {
+	scan, err := jsonOrNull(f.Scan, f.Scan == nil)
+	if err != nil {
+		return err
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		f.ID, f.Bytes, unix(f.CreatedAt), unixPtr(f.ExpiresAt), f.Filename, f.Purpose, f.Status, f.StatusDetails, scan)
+	return interpret(err, "File", f.ID)
+}
+
+// FindFileByID implements sluice.Store.
+func (s *Store) FindFileByID(ctx context.Context, id string) (*sluice.File, error) {
+	f, err := scanFile(s.r.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id = ?`, id))
+	return f, interpret(err, "File", id)
+}
+
+// FindFiles implements sluice.Store.
+func (s *Store) FindFiles(ctx context.Context, filter sluice.FileFilter) ([]*sluice.File, bool, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if filter.Purpose != "" {
+		where = append(where, "purpose = ?")
+		args = append(args, filter.Purpose)
+	}
+	if filter.Status != "" {
+		where = append(where, "status = ?")
+		args = append(args, filter.Status)
+	}
+	order, cmp := "DESC", "<"
+	if filter.Asc {
+		order, cmp = "ASC", ">"
+	}
+	if filter.After != "" {
+		where = append(where, "seq "+cmp+" (SELECT seq FROM files WHERE id = ?)")
+		args = append(args, filter.After)
+	}
+	q := `SELECT ` + fileColumns + ` FROM files`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY seq " + order
+	if filter.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, filter.Limit+1)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("find files: %w", err)
+	}
+	defer rows.Close()
+	var out []*sluice.File
+	for rows.Next() {
+		f, err := scanFile(rows)
+		if err != nil {
+			return nil, false, fmt.Errorf("find files: %w", err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("find files: %w", err)
+	}
+	more := filter.Limit > 0 && len(out) > filter.Limit
+	if more {
+		out = out[:filter.Limit]
+	}
+	return out, more, nil
+}
+
+// UpdateFile implements sluice.Store.
+func (s *Store) UpdateFile(ctx context.Context, id string, upd sluice.FileUpdate) (*sluice.File, error) {
+	var (
+		set  []string
+		args []any
+	)
+	add := func(col string, v any) { set = append(set, col+" = ?"); args = append(args, v) }
+	if upd.Bytes != nil {
+		add("bytes", *upd.Bytes)
+	}
+	if upd.Filename != nil {
+		add("filename", *upd.Filename)
+	}
+	if upd.Purpose != nil {
+		add("purpose", *upd.Purpose)
+	}
+	if upd.Status != nil {
+		add("status", *upd.Status)
+	}
+	if upd.StatusDetails != nil {
+		add("status_details", *upd.StatusDetails)
+	}
+	if upd.ExpiresAt != nil {
+		add("expires_at", unix(*upd.ExpiresAt))
+	}
+	if upd.Scan != nil {
+		scan, err := jsonOrNull(upd.Scan, false)
+		if err != nil {
+			return nil, err
+		}
+		add("scan", scan)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("update file: %w", err)
+	}
+	defer tx.Rollback()
+	if len(set) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE files SET `+strings.Join(set, ", ")+` WHERE id = ?`, append(args, id)...); err != nil {
+			return nil, interpret(err, "File", id)
+		}
+	}
+	f, err := scanFile(tx.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id = ?`, id))
+	if err != nil {
+		return nil, interpret(err, "File", id)
+	}
+	return f, interpret(tx.Commit(), "File", id)
+}
+
+// DeleteFile implements sluice.Store.
+func (s *Store) DeleteFile(ctx context.Context, id string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete file: %w", err)
+	}
+	defer tx.Rollback()
+	var busy string
+	err = tx.QueryRowContext(ctx, `SELECT id FROM batches WHERE input_file_id = ? AND status IN ('validating', 'in_progress', 'finalizing', 'cancelling') LIMIT 1`, id).Scan(&busy)
+	switch {
+	case err == nil:
+		return sluice.Errorf(sluice.KindConflict, "The file %s is the input of batch %s, which is still running; cancel the batch or wait for it to end first.", id, busy).WithParam("file_id")
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("delete file %s: %w", id, err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM files WHERE id = ?`, id)
+	if err != nil {
+		return interpret(err, "File", id)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return interpret(sql.ErrNoRows, "File", id)
+	}
+	return interpret(tx.Commit(), "File", id)
+}
