@@ -1,0 +1,66 @@
+// Command sluice is the Sluice batch server: one binary that serves the OpenAI and Azure
+// OpenAI Batch APIs, runs every line against OpenAI-compatible upstreams, and includes
+// a simulated upstream for trying it with nothing else installed.
+//
+//	sluice serve [--addr 127.0.0.1:8080] [--data ./sluice-data] [--config sluice.yaml]
+//	sluice serve --upstream http://127.0.0.1:8000/v1 --deployment NAME [--upstream-model M]
+//	sluice sim --addr 127.0.0.1:9000 [--latency 150ms] [--max-concurrency 8] ...
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "sluice:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage: sluice <command> [flags]
+
+commands:
+  serve   run the API and the engine (default: SQLite and files under ./sluice-data)
+  sim     run the simulated OpenAI-compatible model server alone
+  version print the version
+
+Run 'sluice <command> -h' for a command's flags.
+`
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "dev"
+
+// run is the whole program, with its environment passed in so tests can call it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[1] {
+	case "serve":
+		return runServe(ctx, args[2:], getenv, stdout, stderr)
+	case "sim":
+		return runSim(ctx, args[2:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "sluice", Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[1])
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sluice-batch/sluice"
+	"github.com/sluice-batch/sluice/blob"
+	"github.com/sluice-batch/sluice/engine"
+	"github.com/sluice-batch/sluice/httpapi"
+	"github.com/sluice-batch/sluice/sim"
+	"github.com/sluice-batch/sluice/sqlite"
+)
+
+// defaultDeployment is the deployment served by the built-in simulator when nothing
+// else is configured.
+const defaultDeployment = "gpt-4o-mini"
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		addr        = fs.String("addr", envOr(getenv, "SLUICE_ADDR", "127.0.0.1:8080"), "address to listen on (SLUICE_ADDR)")
+		dataDir     = fs.String("data", envOr(getenv, "SLUICE_DATA", "./sluice-data"), "folder for the database and file contents (SLUICE_DATA)")
+		configPath  = fs.String("config", getenv("SLUICE_CONFIG"), "YAML config: api keys, projects, deployments, upstreams (SLUICE_CONFIG)")
+		upstreamURL = fs.String("upstream", "", "base URL of one OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+		depName     = fs.String("deployment", "", "deployment name served by --upstream (what body.model names)")
+		upModel     = fs.String("upstream-model", "", "model name sent to --upstream; default the deployment name")
+		upKey       = fs.String("upstream-key", getenv("SLUICE_UPSTREAM_KEY"), "API key sent to --upstream (SLUICE_UPSTREAM_KEY)")
+		upConc      = fs.Int("upstream-concurrency", 64, "requests in flight to --upstream at most")
+		simLatency  = fs.Duration("sim-latency", 20*time.Millisecond, "latency of the built-in simulator, when it serves the default deployment")
+		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		cancelGrace = fs.Duration("cancel-grace", 0, "how long in-flight lines of a cancelled batch may finish (default 30s)")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg := &Config{}
+	if *configPath != "" {
+		c, err := LoadConfig(*configPath)
+		if err != nil {
+			return err
+		}
+		cfg = c
+	}
+	if *upstreamURL != "" || *depName != "" {
+		if *upstreamURL == "" || *depName == "" {
+			return errors.New("--upstream and --deployment go together")
+		}
+		if err := checkBaseURL(*upstreamURL); err != nil {
+			return fmt.Errorf("--upstream: %w", err)
+		}
+		cfg.Deployments = append(cfg.Deployments, DeploymentConfig{Name: *depName, Type: "global", Upstreams: []UpstreamConfig{{
+			BaseURL: *upstreamURL, Model: *upModel, APIKey: *upKey, MaxConcurrency: *upConc,
+		}}})
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+	}
+	if k := getenv("SLUICE_API_KEYS"); k != "" {
+		for _, key := range strings.Split(k, ",") {
+			if key = strings.TrimSpace(key); key != "" {
+				cfg.APIKeys = append(cfg.APIKeys, key)
+			}
+		}
+	}
+	keys := cfg.Keys()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	if len(keys) == 0 {
+		if !isLoopback(ln.Addr()) {
+			return fmt.Errorf("no API key is configured and %s is reachable from other machines: set SLUICE_API_KEYS or api_keys in --config, or listen on 127.0.0.1", ln.Addr())
+		}
+		logger.Warn("no API key configured: the API is open to anyone on this machine")
+	}
+
+	// The simulator stands in for an upstream when none is configured. It is served over
+	// loopback HTTP like any upstream, so the engine's path is the same as in production.
+	if len(cfg.Deployments) == 0 {
+		simURL, stopSim, err := startSim(sim.Options{Latency: *simLatency})
+		if err != nil {
+			return err
+		}
+		defer stopSim()
+		cfg.Deployments = []DeploymentConfig{{Name: defaultDeployment, Type: "global", Upstreams: []UpstreamConfig{{
+			BaseURL: simURL, MaxConcurrency: 64,
+		}}}}
+		logger.Info("no upstream configured: deployment " + defaultDeployment + " is served by the built-in simulator")
+	}
+
+	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	unlock, err := lockDir(*dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	store, err := sqlite.Open(ctx, filepath.Join(*dataDir, "sluice.db"), &sqlite.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	bucket, err := blob.OpenDir(filepath.Join(*dataDir, "objects"))
+	if err != nil {
+		return err
+	}
+	ec := cfg.Engine
+	eng, err := engine.New(store, bucket, cfg.domain(), &engine.Options{
+		Logger: logger, MaxAttempts: ec.MaxAttempts, RequestTimeout: ec.RequestTimeout, CancelGrace: max(ec.CancelGrace, *cancelGrace),
+		LeaseDuration: ec.LeaseDuration, BackoffBase: ec.BackoffBase, BackoffMax: ec.BackoffMax,
+	})
+	if err != nil {
+		return err
+	}
+	if err := eng.Start(ctx); err != nil {
+		return err
+	}
+	api := httpapi.NewServer(store, eng, &httpapi.Options{APIKeys: keys, Logger: logger})
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	url := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "sluice %s listening on %s (data in %s)\n", Version, url, *dataDir)
+	for _, d := range cfg.domain() {
+		fmt.Fprintf(stdout, "  deployment %s -> %s\n", d.Name, d.Upstreams[0].BaseURL)
+	}
+	keyHeader := ""
+	if len(keys) > 0 {
+		keyHeader = ` -H "api-key: $KEY"`
+	}
+	fmt.Fprintf(stdout, "try: curl%s -F purpose=batch -F file=@test.jsonl '%s/openai/files?api-version=2024-10-21'\n", keyHeader, url)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	ectx, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel2()
+	if err := eng.Stop(ectx); err != nil {
+		logger.Warn("engine stop cut in-flight lines short; they will be sent again", "err", err)
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// lockDir takes an exclusive lock on the data folder: the embedded store has one
+// process, and a second one would corrupt nothing but would fight over leases.
+func lockDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock data folder: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the data folder %s is in use by another sluice process", dir)
+	}
+	return func() { f.Close() }, nil
+}
+
+// startSim serves the simulator on a free loopback port and returns its base URL.
+func startSim(opts sim.Options) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("start simulator: %w", err)
+	}
+	srv := &http.Server{Handler: sim.New(opts), ReadHeaderTimeout: 30 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed at stop
+	return "http://" + ln.Addr().String() + "/v1", func() { srv.Close() }, nil
+}
+
+func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:9000", "address to listen on")
+	var opts sim.Options
+	opts.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: sim.New(opts), ReadHeaderTimeout: 30 * time.Second}
+	fmt.Fprintf(stdout, "sluice sim listening on http://%s/v1\n", ln.Addr())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		return nil
+	case err := <-served:
+		return err
+	}
+}
+
+var _ sluice.Service = (*engine.Engine)(nil)

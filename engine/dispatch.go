@@ -1,0 +1,323 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-batch/sluice"
+	"github.com/sluice-batch/sluice/jsonl"
+	"github.com/sluice-batch/sluice/upstream"
+)
+
+// deployment is a configured deployment with its clients and its queue of jobs, which
+// its dispatcher fills and the workers of its upstreams drain.
+type deployment struct {
+	sluice.Deployment
+	clients []*upstream.Client
+	jobs    chan job
+
+	mu   sync.Mutex
+	runs []*run // batches being dispatched, oldest first
+	wake chan struct{}
+}
+
+// run is a batch with lines in this process.
+type run struct {
+	id        string
+	fileKey   string
+	path      string // upstream path, e.g. "/chat/completions"
+	dep       *deployment
+	ctx       context.Context // ends when the batch is cancelled (after the grace) or the engine stops hard
+	cancel    context.CancelFunc
+	inflight  atomic.Int64 // claimed lines not yet committed or released
+	exhausted atomic.Bool  // the last claim found nothing; reset at every engine step
+	stopping  atomic.Bool  // cancelled: no more claims
+}
+
+type job struct {
+	run  *run
+	req  sluice.Request
+	line []byte
+}
+
+// activate makes an in_progress batch dispatchable here.
+func (e *Engine) activate(ctx context.Context, b *sluice.Batch) {
+	e.mu.Lock()
+	r, ok := e.runs[b.ID]
+	if !ok {
+		d := e.deps[b.Deployment]
+		if d == nil {
+			e.mu.Unlock()
+			e.log.ErrorContext(ctx, "batch names a deployment that is no longer configured", "batch_id", b.ID, "deployment", b.Deployment)
+			return
+		}
+		r = &run{
+			id:      b.ID,
+			fileKey: sluice.FileKey(b.InputFileID),
+			path:    strings.TrimPrefix(jsonl.NormalizeEndpoint(b.Endpoint), "/v1"),
+			dep:     d,
+		}
+		r.ctx, r.cancel = context.WithCancel(e.hard)
+		e.runs[b.ID] = r
+		d.mu.Lock()
+		d.runs = append(d.runs, r)
+		d.mu.Unlock()
+	}
+	e.mu.Unlock()
+	if r.exhausted.Swap(false) || !ok {
+		r.dep.signal()
+	}
+}
+
+// deactivateExcept forgets runs of batches no longer in progress, once their lines
+// are all committed or released.
+func (e *Engine) deactivateExcept(active map[string]bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, r := range e.runs {
+		if active[id] || r.stopping.Load() {
+			continue
+		}
+		r.dep.remove(r)
+		if r.inflight.Load() == 0 {
+			r.cancel()
+			delete(e.runs, id)
+		}
+	}
+}
+
+// cancelRun stops dispatching a cancelled batch, gives its in-flight lines the cancel
+// grace to finish, and reports whether any are still in flight here.
+func (e *Engine) cancelRun(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.runs[id]
+	if !ok {
+		return false
+	}
+	if !r.stopping.Swap(true) {
+		r.dep.remove(r)
+		time.AfterFunc(e.opts.CancelGrace, r.cancel)
+	}
+	if r.inflight.Load() > 0 {
+		return true
+	}
+	r.cancel()
+	delete(e.runs, id)
+	return false
+}
+
+func (d *deployment) signal() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *deployment) remove(r *run) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, x := range d.runs {
+		if x == r {
+			d.runs = append(d.runs[:i], d.runs[i+1:]...)
+			return
+		}
+	}
+}
+
+func (d *deployment) snapshot() []*run {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]*run(nil), d.runs...)
+}
+
+// dispatch claims lines of the deployment's batches, a chunk from each in turn, and
+// queues them for the workers.
+func (e *Engine) dispatch(ctx context.Context, d *deployment) {
+	defer e.wg.Done()
+	t := time.NewTimer(e.opts.PollInterval)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		progressed := false
+		for _, r := range d.snapshot() {
+			if r.exhausted.Load() || r.stopping.Load() {
+				continue
+			}
+			n, err := e.claimAndQueue(ctx, d, r)
+			if err != nil && ctx.Err() == nil {
+				e.log.ErrorContext(ctx, "claim lines", "batch_id", r.id, "err", err)
+			}
+			if n == 0 {
+				r.exhausted.Store(true)
+			} else {
+				progressed = true
+			}
+		}
+		if progressed {
+			continue
+		}
+		t.Reset(e.opts.PollInterval)
+		select {
+		case <-ctx.Done():
+		case <-d.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// claimAndQueue claims one chunk of a batch's lines, reads them from the input file and
+// queues them. Lines it could not queue are released.
+func (e *Engine) claimAndQueue(ctx context.Context, d *deployment, r *run) (int, error) {
+	reqs, err := e.store.ClaimRequests(ctx, r.id, e.opts.Owner, e.opts.ClaimSize, e.now().Add(e.opts.LeaseDuration))
+	if err != nil || len(reqs) == 0 {
+		return 0, err
+	}
+	r.inflight.Add(int64(len(reqs)))
+	jobs, err := e.readLines(ctx, r, reqs)
+	if err != nil {
+		e.commit.releaseAll(r, reqs)
+		return 0, err
+	}
+	for i, j := range jobs {
+		select {
+		case d.jobs <- j:
+		case <-ctx.Done():
+			e.commit.releaseAll(r, reqs[i:])
+			return i, ctx.Err()
+		}
+	}
+	return len(jobs), nil
+}
+
+// spanGap is the largest gap between two claimed lines that one read still covers.
+const spanGap = 64 << 10
+
+// readLines reads the bytes of claimed lines, with one ranged read per run of nearby lines.
+func (e *Engine) readLines(ctx context.Context, r *run, reqs []sluice.Request) ([]job, error) {
+	jobs := make([]job, 0, len(reqs))
+	for start := 0; start < len(reqs); {
+		end := start + 1
+		for end < len(reqs) && reqs[end].Offset-(reqs[end-1].Offset+int64(reqs[end-1].Length)) <= spanGap {
+			end++
+		}
+		first, last := reqs[start], reqs[end-1]
+		size := last.Offset + int64(last.Length) - first.Offset
+		rc, err := e.bucket.GetRange(ctx, r.fileKey, first.Offset, size)
+		if err != nil {
+			return nil, fmt.Errorf("read lines of %s: %w", r.id, err)
+		}
+		buf := make([]byte, size)
+		_, err = io.ReadFull(rc, buf)
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read lines of %s: %w", r.id, err)
+		}
+		for _, q := range reqs[start:end] {
+			off := q.Offset - first.Offset
+			jobs = append(jobs, job{run: r, req: q, line: buf[off : off+int64(q.Length) : off+int64(q.Length)]})
+		}
+		start = end
+	}
+	return jobs, nil
+}
+
+// worker sends the jobs of a deployment to one upstream, one at a time.
+func (e *Engine) worker(ctx context.Context, d *deployment, c *upstream.Client) {
+	defer e.workWG.Done()
+	for j := range d.jobs {
+		if j.run.ctx.Err() != nil {
+			e.commit.release(j.run, j.req)
+			continue
+		}
+		res, ok := e.send(j.run.ctx, d, c, j)
+		if !ok {
+			e.commit.release(j.run, j.req)
+			continue
+		}
+		e.commit.add(j.run, res)
+	}
+}
+
+// send runs one line to its end: a result to commit, or ok false when ctx ended first
+// and the line must be released unsent.
+func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j job) (res sluice.Result, ok bool) {
+	res = sluice.Result{BatchID: j.req.BatchID, Line: j.req.Line}
+	id := sluice.NewRequestID()
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.ErrorContext(ctx, "line panicked", "batch_id", j.req.BatchID, "line", j.req.Line, "panic", p)
+			res.Succeeded, ok = false, true
+			res.Output = jsonl.AppendError(nil, id, j.req.CustomID, "internal_error", "The server failed while running this request.")
+		}
+	}()
+	req, err := jsonl.ParseRequest(j.line)
+	if err == nil {
+		model := c.Upstream().Model
+		if model == "" {
+			model = d.Name
+		}
+		req.Body, err = jsonl.SetModel(req.Body, model)
+	}
+	if err != nil {
+		res.Output = jsonl.AppendError(nil, id, j.req.CustomID, "invalid_request", "The request line could not be read: "+err.Error())
+		return res, true
+	}
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
+		resp, err := c.Do(actx, j.run.path, req.Body)
+		cancel()
+		if ctx.Err() != nil {
+			return res, false
+		}
+		var wait time.Duration
+		switch {
+		case err == nil && resp.Status >= 200 && resp.Status < 300:
+			res.Succeeded = true
+			res.Output = jsonl.AppendResponse(nil, id, j.req.CustomID, resp.Status, requestID(resp), resp.Body)
+			return res, true
+		case err == nil && (!resp.Retryable() || attempt >= e.opts.MaxAttempts):
+			res.Output = jsonl.AppendResponse(nil, id, j.req.CustomID, resp.Status, requestID(resp), resp.Body)
+			return res, true
+		case err != nil && attempt >= e.opts.MaxAttempts:
+			res.Output = jsonl.AppendError(nil, id, j.req.CustomID, upstream.ErrorCode(err),
+				fmt.Sprintf("The upstream did not answer after %d attempts: %v", attempt, err))
+			return res, true
+		case err == nil:
+			wait = resp.RetryAfter
+		}
+		if wait <= 0 {
+			wait = e.backoff(attempt)
+		}
+		wait = min(wait, 10*time.Minute)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res, false
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is the wait before attempt+1: exponential from BackoffBase, capped at
+// BackoffMax, with jitter over its upper half.
+func (e *Engine) backoff(attempt int) time.Duration {
+	d := e.opts.BackoffBase << min(attempt-1, 20)
+	if d > e.opts.BackoffMax || d <= 0 {
+		d = e.opts.BackoffMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func requestID(r *upstream.Response) string {
+	if r.RequestID != "" {
+		return r.RequestID
+	}
+	return strings.TrimPrefix(sluice.NewRequestID(), "batch_")
+}

@@ -1,0 +1,326 @@
+// Package engine runs batches: it scans uploads, admits batches, validates them into
+// request rows, dispatches lines to upstreams with retries, commits results in groups,
+// and writes the output and error files. After a crash it picks up where the Store says
+// work stands: nothing it needs lives only in memory.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sluice-batch/sluice"
+	"github.com/sluice-batch/sluice/upstream"
+)
+
+// Options are the optional settings of an Engine. Zero fields take the defaults.
+type Options struct {
+	Logger  *slog.Logger
+	NowFunc func() time.Time
+	// Owner names this process in leases; default a random ID.
+	Owner string
+	// PollInterval is how often the engine looks for work it was not told about; 200ms.
+	PollInterval time.Duration
+	// LeaseDuration is how long a claimed line stays with this process without a
+	// heartbeat; 2m.
+	LeaseDuration time.Duration
+	// ClaimSize is how many lines one claim takes; 128.
+	ClaimSize int
+	// CommitSize is the most results one transaction commits; 512.
+	CommitSize int
+	// MaxAttempts is how often a line is sent before a retryable failure becomes final; 5.
+	MaxAttempts int
+	// BackoffBase and BackoffMax shape the exponential backoff between attempts;
+	// 500ms and 30s. A Retry-After from the upstream is honoured up to 10 minutes.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// RequestTimeout bounds one attempt; 10m.
+	RequestTimeout time.Duration
+	// CancelGrace is how long in-flight lines of a cancelled batch may finish; 30s.
+	CancelGrace time.Duration
+	// HTTPClient sends upstream requests; default one transport per upstream.
+	HTTPClient *http.Client
+}
+
+func (o *Options) withDefaults() Options {
+	out := Options{}
+	if o != nil {
+		out = *o
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	if out.NowFunc == nil {
+		out.NowFunc = time.Now
+	}
+	if out.Owner == "" {
+		out.Owner = sluice.NewOwnerID()
+	}
+	def(&out.PollInterval, 200*time.Millisecond)
+	def(&out.LeaseDuration, 2*time.Minute)
+	defInt(&out.ClaimSize, 128)
+	defInt(&out.CommitSize, 512)
+	defInt(&out.MaxAttempts, 5)
+	def(&out.BackoffBase, 500*time.Millisecond)
+	def(&out.BackoffMax, 30*time.Second)
+	def(&out.RequestTimeout, 10*time.Minute)
+	def(&out.CancelGrace, 30*time.Second)
+	return out
+}
+
+// Engine runs batches against deployments. It also implements sluice.Service.
+type Engine struct {
+	store  sluice.Store
+	bucket sluice.Bucket
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	deps   map[string]*deployment
+
+	notify chan struct{}
+	commit *committer
+
+	mu   sync.Mutex
+	runs map[string]*run // batches with lines in this process, by ID
+	busy map[string]bool // batches being validated or finalized, by ID
+
+	cancel     context.CancelFunc // ends the loop and dispatchers
+	hard       context.Context    // parent of every run's context
+	hardCancel context.CancelFunc // ends in-flight requests
+	wg     sync.WaitGroup     // loop, dispatchers, heartbeat, validations, finalizations
+	workWG sync.WaitGroup     // workers
+}
+
+// New returns an engine over store and bucket serving deployments.
+func New(store sluice.Store, bucket sluice.Bucket, deployments []sluice.Deployment, opts *Options) (*Engine, error) {
+	o := opts.withDefaults()
+	e := &Engine{
+		store:  store,
+		bucket: bucket,
+		opts:   o,
+		log:    o.Logger,
+		now:    o.NowFunc,
+		deps:   make(map[string]*deployment),
+		notify: make(chan struct{}, 1),
+		runs:   make(map[string]*run),
+		busy:   make(map[string]bool),
+	}
+	for _, d := range deployments {
+		if d.Name == "" {
+			return nil, errors.New("a deployment has no name")
+		}
+		if len(d.Upstreams) == 0 {
+			return nil, fmt.Errorf("deployment %s has no upstream", d.Name)
+		}
+		if _, dup := e.deps[d.Name]; dup {
+			return nil, fmt.Errorf("deployment %s is configured twice", d.Name)
+		}
+		dep := &deployment{Deployment: d, jobs: make(chan job, o.ClaimSize), wake: make(chan struct{}, 1)}
+		for _, up := range d.Upstreams {
+			if up.MaxConcurrency <= 0 {
+				up.MaxConcurrency = 16
+			}
+			dep.clients = append(dep.clients, upstream.NewClient(up, o.HTTPClient))
+		}
+		e.deps[d.Name] = dep
+	}
+	e.commit = newCommitter(e)
+	return e, nil
+}
+
+// Deployments returns the configured deployments.
+func (e *Engine) Deployments() []sluice.Deployment {
+	out := make([]sluice.Deployment, 0, len(e.deps))
+	for _, d := range e.deps {
+		out = append(out, d.Deployment)
+	}
+	return out
+}
+
+// Notify wakes the engine to look for new work now rather than at the next poll.
+func (e *Engine) Notify() {
+	select {
+	case e.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Start recovers what a previous process left and starts the engine's goroutines.
+func (e *Engine) Start(ctx context.Context) error {
+	if err := e.recoverUploads(ctx); err != nil {
+		return err
+	}
+	ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	e.hard, e.hardCancel = context.WithCancel(context.WithoutCancel(ctx))
+	e.commit.start()
+	for _, d := range e.deps {
+		for _, c := range d.clients {
+			for range c.Upstream().MaxConcurrency {
+				e.workWG.Add(1)
+				go e.worker(e.hard, d, c)
+			}
+		}
+		e.wg.Add(1)
+		go e.dispatch(ctx, d)
+	}
+	e.wg.Add(2)
+	go e.loop(ctx)
+	go e.heartbeat(ctx)
+	return nil
+}
+
+// Stop stops claiming lines and waits for in-flight ones until ctx ends; then it
+// cancels them. Lines cut off are released so another process (or the next start)
+// sends them at once; results already received are committed first.
+func (e *Engine) Stop(ctx context.Context) error {
+	if e.cancel == nil {
+		return nil
+	}
+	e.cancel()
+	e.wg.Wait() // loop and dispatchers are gone: no new job will be queued
+	for _, d := range e.deps {
+		close(d.jobs)
+	}
+	done := make(chan struct{})
+	go func() { e.workWG.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		e.hardCancel()
+		<-done
+	}
+	e.hardCancel()
+	e.commit.stop()
+	return err
+}
+
+// recoverUploads marks uploads cut off by a crash: their rows are pending with no
+// process left to finish them.
+func (e *Engine) recoverUploads(ctx context.Context) error {
+	files, _, err := e.store.FindFiles(ctx, sluice.FileFilter{Status: sluice.FileStatusPending})
+	if err != nil {
+		return fmt.Errorf("find interrupted uploads: %w", err)
+	}
+	for _, f := range files {
+		if err := e.failUpload(ctx, f.ID, errors.New("upload interrupted by a restart")); err != nil {
+			e.log.InfoContext(ctx, "marked interrupted upload", "file_id", f.ID)
+		}
+	}
+	return nil
+}
+
+// loop looks for batches that need a step and takes it: validate, dispatch,
+// finalize, cancel.
+func (e *Engine) loop(ctx context.Context) {
+	defer e.wg.Done()
+	t := time.NewTicker(e.opts.PollInterval)
+	defer t.Stop()
+	for {
+		if err := e.step(ctx); err != nil && ctx.Err() == nil {
+			e.log.ErrorContext(ctx, "engine step", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-e.notify:
+		}
+	}
+}
+
+func (e *Engine) step(ctx context.Context) error {
+	batches, _, err := e.store.FindBatches(ctx, sluice.BatchFilter{Status: []sluice.Status{
+		sluice.StatusValidating, sluice.StatusInProgress, sluice.StatusFinalizing, sluice.StatusCancelling,
+	}})
+	if err != nil {
+		return err
+	}
+	active := make(map[string]bool)
+	// FindBatches answers newest first; work oldest first, which is earliest deadline.
+	for i := len(batches) - 1; i >= 0; i-- {
+		b := batches[i]
+		switch b.Status {
+		case sluice.StatusValidating:
+			e.background(ctx, b.ID, func(ctx context.Context) error { return e.validate(ctx, b) })
+		case sluice.StatusInProgress:
+			c := b.RequestCounts
+			if c.Completed+c.Failed >= c.Total {
+				e.background(ctx, b.ID, func(ctx context.Context) error { return e.finalize(ctx, b, sluice.StatusCompleted) })
+				continue
+			}
+			active[b.ID] = true
+			e.activate(ctx, b)
+		case sluice.StatusFinalizing:
+			e.background(ctx, b.ID, func(ctx context.Context) error { return e.finalize(ctx, b, sluice.StatusCompleted) })
+		case sluice.StatusCancelling:
+			if e.cancelRun(b.ID) {
+				continue // lines of this batch are still in flight here
+			}
+			n, err := e.store.CountLeased(ctx, b.ID, e.now())
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				e.background(ctx, b.ID, func(ctx context.Context) error { return e.finalize(ctx, b, sluice.StatusCancelled) })
+			}
+		}
+	}
+	e.deactivateExcept(active)
+	return nil
+}
+
+// background runs fn for a batch unless a step for that batch is already running.
+func (e *Engine) background(ctx context.Context, id string, fn func(context.Context) error) {
+	e.mu.Lock()
+	if e.busy[id] {
+		e.mu.Unlock()
+		return
+	}
+	e.busy[id] = true
+	e.mu.Unlock()
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		err := fn(ctx)
+		e.mu.Lock()
+		delete(e.busy, id)
+		e.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			e.log.ErrorContext(ctx, "batch step failed; will retry", "batch_id", id, "err", err)
+		}
+		e.Notify()
+	}()
+}
+
+// heartbeat keeps the leases of this process's lines alive.
+func (e *Engine) heartbeat(ctx context.Context) {
+	defer e.wg.Done()
+	t := time.NewTicker(e.opts.LeaseDuration / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.store.ExtendLeases(ctx, e.opts.Owner, e.now().Add(e.opts.LeaseDuration)); err != nil && ctx.Err() == nil {
+				e.log.ErrorContext(ctx, "extend leases", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,215 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluice-batch/sluice"
+	"github.com/sluice-batch/sluice/jsonl"
+)
+
+var _ sluice.Service = (*Engine)(nil)
+
+// UploadFile implements sluice.Service. The bytes stream to the bucket through the
+// scanner, so the file is read once and never held in memory.
+func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.File, error) {
+	if up.Purpose == "" {
+		up.Purpose = sluice.PurposeBatch
+	}
+	f := &sluice.File{
+		ID:        sluice.NewFileID(),
+		CreatedAt: e.now().UTC().Truncate(time.Second),
+		Filename:  up.Filename,
+		Purpose:   up.Purpose,
+		Status:    sluice.FileStatusPending,
+	}
+	if err := e.store.CreateFile(ctx, f); err != nil {
+		return nil, err
+	}
+	scan := jsonl.NewScanner()
+	limited := &limitReader{r: up.Body, n: sluice.MaxFileBytes}
+	n, err := e.bucket.Put(ctx, sluice.FileKey(f.ID), io.TeeReader(limited, scan))
+	if err != nil {
+		_ = e.store.DeleteFile(context.WithoutCancel(ctx), f.ID)
+		if limited.over {
+			return nil, sluice.Errorf(sluice.KindTooLarge, "The file is larger than the %d byte limit for batch input files.", sluice.MaxFileBytes).WithParam("file")
+		}
+		return nil, fmt.Errorf("store upload %s: %w", f.ID, err)
+	}
+	sum := scan.Close()
+	fs := &sluice.FileScan{Requests: sum.Requests, URL: sum.URL, Model: sum.Model, Problems: sum.Problems}
+	if len(sum.Problems) == 0 && len(sum.Entries) > 0 {
+		fs.FirstLine = sum.Entries[0].Line
+		if err := e.putIndex(ctx, f.ID, sum.Entries); err != nil {
+			return nil, e.failUpload(ctx, f.ID, err)
+		}
+		fs.Indexed = true
+	} else if len(sum.Problems) > 0 {
+		fs.FirstLine = sum.Problems[0].Line
+	}
+	upd := sluice.FileUpdate{Bytes: &n, Status: sluice.Ptr(sluice.FileStatusProcessed), Scan: fs}
+	return e.store.UpdateFile(ctx, f.ID, upd)
+}
+
+func (e *Engine) putIndex(ctx context.Context, id string, entries []jsonl.Entry) error {
+	var buf bytes.Buffer
+	if err := jsonl.WriteIndex(&buf, entries); err != nil {
+		return err
+	}
+	_, err := e.bucket.Put(ctx, sluice.IndexKey(id), &buf)
+	return err
+}
+
+// failUpload marks a file whose upload could not be completed, and returns err.
+func (e *Engine) failUpload(ctx context.Context, id string, err error) error {
+	ctx = context.WithoutCancel(ctx)
+	e.log.ErrorContext(ctx, "upload failed", "file_id", id, "err", err)
+	_, _ = e.store.UpdateFile(ctx, id, sluice.FileUpdate{
+		Status:        sluice.Ptr(sluice.FileStatusError),
+		StatusDetails: sluice.Ptr("The upload could not be stored; upload the file again."),
+	})
+	return err
+}
+
+// limitReader fails a read past n bytes and remembers that it did.
+type limitReader struct {
+	r    io.Reader
+	n    int64
+	over bool
+}
+
+var errTooLarge = errors.New("upload over the size limit")
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	if l.n < 0 {
+		l.over = true
+		return n, errTooLarge
+	}
+	return n, err
+}
+
+// DeleteFile implements sluice.Service.
+func (e *Engine) DeleteFile(ctx context.Context, id string) error {
+	if err := e.store.DeleteFile(ctx, id); err != nil {
+		return err
+	}
+	// The row is gone, so the bytes are unreachable; a failure here leaves garbage only.
+	for _, key := range []string{sluice.FileKey(id), sluice.IndexKey(id)} {
+		if err := e.bucket.Delete(ctx, key); err != nil {
+			e.log.WarnContext(ctx, "delete file bytes", "file_id", id, "err", err)
+		}
+	}
+	return nil
+}
+
+// FileContent implements sluice.Service.
+func (e *Engine) FileContent(ctx context.Context, id string) (*sluice.File, io.ReadCloser, error) {
+	f, err := e.store.FindFileByID(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.Status == sluice.FileStatusPending {
+		return nil, nil, sluice.Errorf(sluice.KindConflict, "The file %s is still being uploaded.", id)
+	}
+	rc, err := e.bucket.Get(ctx, sluice.FileKey(id))
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, rc, nil
+}
+
+// CreateBatch implements sluice.Service.
+func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice.Batch, error) {
+	if c.InputFileID == "" {
+		return nil, sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'input_file_id'.").WithParam("input_file_id")
+	}
+	if jsonl.NormalizeEndpoint(c.Endpoint) == "" {
+		return nil, sluice.Errorf(sluice.KindInvalid,
+			"Invalid value for 'endpoint': %q. Supported values are '/chat/completions', '/completions' and '/embeddings', with or without the '/v1' prefix.", c.Endpoint).WithParam("endpoint")
+	}
+	if c.CompletionWindow != sluice.CompletionWindow {
+		return nil, sluice.Errorf(sluice.KindInvalid, "Invalid value for 'completion_window': %q. The only supported value is '24h'.", c.CompletionWindow).WithParam("completion_window")
+	}
+	if err := validateMetadata(c.Metadata); err != nil {
+		return nil, err
+	}
+	if c.OutputExpiresAfter != 0 && (c.OutputExpiresAfter < sluice.MinFileExpiry || c.OutputExpiresAfter > sluice.MaxFileExpiry) {
+		return nil, sluice.Errorf(sluice.KindInvalid, "'output_expires_after.seconds' must be between %d (14 days) and %d (30 days).",
+			sluice.MinFileExpiry, sluice.MaxFileExpiry).WithParam("output_expires_after.seconds")
+	}
+	f, err := e.store.FindFileByID(ctx, c.InputFileID)
+	if sluice.ErrorKind(err) == sluice.KindNotFound {
+		return nil, sluice.Errorf(sluice.KindInvalid, "No such File object: %s.", c.InputFileID).WithParam("input_file_id").WithErr(err)
+	} else if err != nil {
+		return nil, err
+	}
+	switch {
+	case f.Purpose != sluice.PurposeBatch:
+		return nil, sluice.Errorf(sluice.KindInvalid, "The file %s has purpose %q; a batch needs a file uploaded with purpose 'batch'.", f.ID, f.Purpose).WithParam("input_file_id")
+	case f.Status == sluice.FileStatusPending:
+		return nil, sluice.Errorf(sluice.KindInvalid, "The file %s is still being uploaded; retry when its status is 'processed'.", f.ID).WithParam("input_file_id")
+	case f.Status == sluice.FileStatusError:
+		return nil, sluice.Errorf(sluice.KindInvalid, "The file %s could not be processed: %s", f.ID, f.StatusDetails).WithParam("input_file_id")
+	}
+	now := e.now().UTC().Truncate(time.Second)
+	b := &sluice.Batch{
+		ID:                 sluice.NewBatchID(),
+		Endpoint:           c.Endpoint,
+		InputFileID:        c.InputFileID,
+		CompletionWindow:   c.CompletionWindow,
+		Status:             sluice.StatusValidating,
+		Metadata:           c.Metadata,
+		OutputExpiresAfter: c.OutputExpiresAfter,
+		CreatedAt:          now,
+		ExpiresAt:          sluice.Ptr(now.Add(24 * time.Hour)),
+	}
+	if err := e.store.CreateBatch(ctx, b); err != nil {
+		return nil, err
+	}
+	e.Notify()
+	return b, nil
+}
+
+func validateMetadata(m map[string]string) error {
+	if len(m) > 16 {
+		return sluice.Errorf(sluice.KindInvalid, "'metadata' has %d keys; at most 16 are allowed.", len(m)).WithParam("metadata")
+	}
+	for k, v := range m {
+		if utf8.RuneCountInString(k) > 64 {
+			return sluice.Errorf(sluice.KindInvalid, "The metadata key %q is longer than 64 characters.", k).WithParam("metadata")
+		}
+		if utf8.RuneCountInString(v) > 512 {
+			return sluice.Errorf(sluice.KindInvalid, "The value of metadata key %q is longer than 512 characters.", k).WithParam("metadata")
+		}
+	}
+	return nil
+}
+
+// CancelBatch implements sluice.Service.
+func (e *Engine) CancelBatch(ctx context.Context, id string) (*sluice.Batch, error) {
+	now := e.now().UTC()
+	b, err := e.store.UpdateBatch(ctx, id, sluice.BatchUpdate{
+		IfStatus:     []sluice.Status{sluice.StatusValidating, sluice.StatusInProgress},
+		Status:       sluice.Ptr(sluice.StatusCancelling),
+		CancellingAt: &now,
+	})
+	if sluice.ErrorKind(err) == sluice.KindConflict && b != nil {
+		switch b.Status {
+		case sluice.StatusCancelling, sluice.StatusCancelled:
+			return b, nil // cancelling twice is not an error
+		}
+		return nil, sluice.Errorf(sluice.KindConflict, "Cannot cancel a batch with status '%s'.", b.Status)
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.Notify()
+	return b, nil
+}

@@ -1,0 +1,109 @@
+package httpapi
+
+import (
+	"github.com/sluice-batch/sluice"
+)
+
+// fileJSON is a file on the wire.
+type fileJSON struct {
+	ID            string  `json:"id"`
+	Object        string  `json:"object"`
+	Bytes         int64   `json:"bytes"`
+	CreatedAt     int64   `json:"created_at"`
+	ExpiresAt     *int64  `json:"expires_at"`
+	Filename      string  `json:"filename"`
+	Purpose       string  `json:"purpose"`
+	Status        string  `json:"status"`
+	StatusDetails *string `json:"status_details"`
+}
+
+func encodeFile(f *sluice.File) fileJSON {
+	return fileJSON{
+		ID: f.ID, Object: "file", Bytes: f.Bytes, CreatedAt: f.CreatedAt.Unix(), ExpiresAt: sluice.UnixPtr(f.ExpiresAt),
+		Filename: f.Filename, Purpose: string(f.Purpose), Status: string(f.Status), StatusDetails: nullable(f.StatusDetails),
+	}
+}
+
+// batchJSON is a batch on the wire: every field present, null until reached.
+type batchJSON struct {
+	ID               string               `json:"id"`
+	Object           string               `json:"object"`
+	Endpoint         string               `json:"endpoint"`
+	Errors           *batchErrorsJSON     `json:"errors"`
+	InputFileID      *string              `json:"input_file_id"`
+	CompletionWindow string               `json:"completion_window"`
+	Status           string               `json:"status"`
+	OutputFileID     *string              `json:"output_file_id"`
+	ErrorFileID      *string              `json:"error_file_id"`
+	CreatedAt        int64                `json:"created_at"`
+	InProgressAt     *int64               `json:"in_progress_at"`
+	ExpiresAt        *int64               `json:"expires_at"`
+	FinalizingAt     *int64               `json:"finalizing_at"`
+	CompletedAt      *int64               `json:"completed_at"`
+	FailedAt         *int64               `json:"failed_at"`
+	ExpiredAt        *int64               `json:"expired_at"`
+	CancellingAt     *int64               `json:"cancelling_at"`
+	CancelledAt      *int64               `json:"cancelled_at"`
+	RequestCounts    sluice.RequestCounts `json:"request_counts"`
+	Metadata         map[string]string    `json:"metadata"`
+}
+
+type batchErrorsJSON struct {
+	Object string           `json:"object"`
+	Data   []batchErrorJSON `json:"data"`
+}
+
+type batchErrorJSON struct {
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+	Param   *string `json:"param"`
+	Line    *int    `json:"line"`
+}
+
+func encodeBatch(b *sluice.Batch) batchJSON {
+	out := batchJSON{
+		ID: b.ID, Object: "batch", Endpoint: b.Endpoint, InputFileID: nullable(b.InputFileID),
+		CompletionWindow: b.CompletionWindow, Status: string(b.Status), CreatedAt: b.CreatedAt.Unix(),
+		InProgressAt: sluice.UnixPtr(b.InProgressAt), ExpiresAt: sluice.UnixPtr(b.ExpiresAt),
+		FinalizingAt: sluice.UnixPtr(b.FinalizingAt), CompletedAt: sluice.UnixPtr(b.CompletedAt),
+		FailedAt: sluice.UnixPtr(b.FailedAt), ExpiredAt: sluice.UnixPtr(b.ExpiredAt),
+		CancellingAt: sluice.UnixPtr(b.CancellingAt), CancelledAt: sluice.UnixPtr(b.CancelledAt),
+		RequestCounts: b.RequestCounts, Metadata: b.Metadata,
+	}
+	// The result files exist once the batch has ended; before that their IDs are
+	// reserved but a GET on them would find nothing.
+	if b.Status.Terminal() {
+		out.OutputFileID, out.ErrorFileID = nullable(b.OutputFileID), nullable(b.ErrorFileID)
+	}
+	if len(b.Errors) > 0 {
+		out.Errors = &batchErrorsJSON{Object: "list", Data: make([]batchErrorJSON, len(b.Errors))}
+		for i, e := range b.Errors {
+			d := batchErrorJSON{Code: e.Code, Message: e.Message, Param: nullable(e.Param)}
+			if e.Line > 0 {
+				d.Line = &e.Line
+			}
+			out.Errors.Data[i] = d
+		}
+	}
+	return out
+}
+
+// listJSON is a page of a list.
+type listJSON[T any] struct {
+	Object  string  `json:"object"`
+	Data    []T     `json:"data"`
+	FirstID *string `json:"first_id"`
+	LastID  *string `json:"last_id"`
+	HasMore bool    `json:"has_more"`
+}
+
+func newList[T any](data []T, id func(T) string, more bool) listJSON[T] {
+	l := listJSON[T]{Object: "list", Data: data, HasMore: more}
+	if l.Data == nil {
+		l.Data = []T{}
+	}
+	if len(data) > 0 {
+		l.FirstID, l.LastID = nullable(id(data[0])), nullable(id(data[len(data)-1]))
+	}
+	return l
+}

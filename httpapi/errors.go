@@ -1,0 +1,72 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/sluice-batch/sluice"
+)
+
+// codes maps each Kind to its HTTP status: the one table of it.
+var codes = map[sluice.Kind]int{
+	sluice.KindInvalid:      http.StatusBadRequest,
+	sluice.KindUnauthorized: http.StatusUnauthorized,
+	sluice.KindForbidden:    http.StatusForbidden,
+	sluice.KindNotFound:     http.StatusNotFound,
+	sluice.KindConflict:     http.StatusConflict,
+	sluice.KindTooLarge:     http.StatusRequestEntityTooLarge,
+	sluice.KindRateLimited:  http.StatusTooManyRequests,
+	sluice.KindUnavailable:  http.StatusServiceUnavailable,
+	sluice.KindInternal:     http.StatusInternalServerError,
+}
+
+// StatusCode returns the HTTP status for err.
+func StatusCode(err error) int {
+	if c, ok := codes[sluice.ErrorKind(err)]; ok {
+		return c
+	}
+	return http.StatusInternalServerError
+}
+
+type errorBody struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"` // no omitempty: null is part of the contract
+	Code    *string `json:"code"`
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// writeError answers with err in the OpenAI error shape. Only internal errors are
+// logged: the others are the caller's, and their message says all.
+func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	status := StatusCode(err)
+	body := errorBody{Message: sluice.ErrorMessage(err), Type: "invalid_request_error"}
+	if status >= 500 {
+		body.Type = "server_error"
+		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if e, ok := asError(err); ok {
+		body.Param, body.Code = nullable(e.Param), nullable(e.Code)
+	}
+	writeJSON(w, status, map[string]errorBody{"error": body})
+}
+
+func asError(err error) (*sluice.Error, bool) {
+	var e *sluice.Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client went away if this fails; nothing to do
+}

@@ -1,0 +1,203 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-batch/sluice"
+)
+
+// maxFieldBytes bounds a non-file multipart field.
+const maxFieldBytes = 4 << 10
+
+// handleFileUpload streams a multipart upload into the service: the file part is never
+// held in memory. Fields may come before or after the file part, as SDKs differ.
+func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "multipart/form-data" {
+		return sluice.Errorf(sluice.KindInvalid, "Uploads must be sent as multipart/form-data with the fields 'purpose' and 'file'.")
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return sluice.Errorf(sluice.KindInvalid, "The multipart body could not be read: %v.", err)
+	}
+	var (
+		file           *sluice.File
+		purpose        string
+		expiresSeconds string
+		expiresAnchor  string
+	)
+	// Whatever goes wrong after the file is stored, the upload did not happen.
+	drop := func(err error) error {
+		if file != nil {
+			_ = s.service.DeleteFile(context.WithoutCancel(r.Context()), file.ID)
+		}
+		return err
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return drop(sluice.Errorf(sluice.KindInvalid, "The multipart body could not be read: %v.", err))
+		}
+		name := part.FormName()
+		if name == "file" {
+			if file != nil {
+				return drop(sluice.Errorf(sluice.KindInvalid, "Send exactly one 'file' part.").WithParam("file"))
+			}
+			if purpose != "" {
+				if err := checkPurpose(purpose); err != nil {
+					return err
+				}
+			}
+			file, err = s.service.UploadFile(r.Context(), sluice.FileUpload{Filename: part.FileName(), Purpose: sluice.PurposeBatch, Body: part})
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
+		if err != nil {
+			return drop(sluice.Errorf(sluice.KindInvalid, "The multipart body could not be read: %v.", err))
+		}
+		if len(b) > maxFieldBytes {
+			return drop(sluice.Errorf(sluice.KindInvalid, "The field %q is too long.", name).WithParam(name))
+		}
+		v := strings.TrimSpace(string(b))
+		switch name {
+		case "purpose":
+			purpose = v
+		case "expires_after.seconds", "expires_after[seconds]":
+			expiresSeconds = v
+		case "expires_after.anchor", "expires_after[anchor]":
+			expiresAnchor = v
+		}
+	}
+	if file == nil {
+		return sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'file'.").WithParam("file")
+	}
+	if err := checkPurpose(purpose); err != nil {
+		return drop(err)
+	}
+	if expiresSeconds != "" || expiresAnchor != "" {
+		at, err := fileExpiry(file.CreatedAt, expiresSeconds, expiresAnchor)
+		if err != nil {
+			return drop(err)
+		}
+		if file, err = s.store.UpdateFile(r.Context(), file.ID, sluice.FileUpdate{ExpiresAt: &at}); err != nil {
+			return drop(err)
+		}
+	}
+	writeJSON(w, http.StatusOK, encodeFile(file))
+	return nil
+}
+
+func checkPurpose(p string) error {
+	switch p {
+	case string(sluice.PurposeBatch):
+		return nil
+	case "":
+		return sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'purpose'.").WithParam("purpose")
+	}
+	return sluice.Errorf(sluice.KindInvalid, "Invalid value for 'purpose': %q. Sluice stores files for batches: use 'batch'.", p).WithParam("purpose")
+}
+
+func fileExpiry(created time.Time, seconds, anchor string) (time.Time, error) {
+	if anchor != "" && anchor != "created_at" {
+		return time.Time{}, sluice.Errorf(sluice.KindInvalid, "Invalid value for 'expires_after.anchor': %q. The only supported value is 'created_at'.", anchor).
+			WithParam("expires_after.anchor")
+	}
+	n, err := strconv.ParseInt(seconds, 10, 64)
+	if err != nil || n < sluice.MinFileExpiry || n > sluice.MaxFileExpiry {
+		return time.Time{}, sluice.Errorf(sluice.KindInvalid, "'expires_after.seconds' must be a whole number from %d (14 days) to %d (30 days).",
+			sluice.MinFileExpiry, sluice.MaxFileExpiry).WithParam("expires_after.seconds")
+	}
+	return created.Add(time.Duration(n) * time.Second), nil
+}
+
+func (s *Server) handleFileGet(w http.ResponseWriter, r *http.Request) error {
+	f, err := s.store.FindFileByID(r.Context(), r.PathValue("file_id"))
+	if err != nil {
+		return withParam(err, "file_id")
+	}
+	writeJSON(w, http.StatusOK, encodeFile(f))
+	return nil
+}
+
+func (s *Server) handleFileList(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), "limit", 10000, 1, 10000)
+	if err != nil {
+		return err
+	}
+	filter := sluice.FileFilter{Purpose: sluice.Purpose(q.Get("purpose")), After: q.Get("after"), Limit: limit}
+	switch q.Get("order") {
+	case "", "desc":
+	case "asc":
+		filter.Asc = true
+	default:
+		return sluice.Errorf(sluice.KindInvalid, "Invalid value for 'order': %q. Use 'asc' or 'desc'.", q.Get("order")).WithParam("order")
+	}
+	files, more, err := s.store.FindFiles(r.Context(), filter)
+	if err != nil {
+		return err
+	}
+	data := make([]fileJSON, len(files))
+	for i, f := range files {
+		data[i] = encodeFile(f)
+	}
+	writeJSON(w, http.StatusOK, newList(data, func(f fileJSON) string { return f.ID }, more))
+	return nil
+}
+
+func (s *Server) handleFileDelete(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("file_id")
+	if err := s.service.DeleteFile(r.Context(), id); err != nil {
+		return withParam(err, "file_id")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "file", "deleted": true})
+	return nil
+}
+
+func (s *Server) handleFileContent(w http.ResponseWriter, r *http.Request) error {
+	f, rc, err := s.service.FileContent(r.Context(), r.PathValue("file_id"))
+	if err != nil {
+		return withParam(err, "file_id")
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(f.Bytes, 10))
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.Copy(w, rc) // a client that goes away mid-download just stops it
+	return nil
+}
+
+// withParam names the path parameter a not-found error is about.
+func withParam(err error, param string) error {
+	if e, ok := asError(err); ok && e.Kind == sluice.KindNotFound && e.Param == "" {
+		c := *e
+		c.Param = param
+		return &c
+	}
+	return err
+}
+
+// intParam parses an optional integer query parameter within [lo, hi].
+func intParam(v, name string, def, lo, hi int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, sluice.Errorf(sluice.KindInvalid, "Invalid value for '%s': %q. It must be a whole number from %d to %d.", name, v, lo, hi).WithParam(name)
+	}
+	return n, nil
+}

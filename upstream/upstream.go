@@ -1,0 +1,152 @@
+// Package upstream sends one request line to one OpenAI-compatible inference server and
+// classifies what came back: success, a failure worth retrying (429, 5xx, timeouts,
+// connection errors) or a final failure (other 4xx).
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sluice-batch/sluice"
+)
+
+// MaxResponseBytes bounds the body read from an upstream answer.
+const MaxResponseBytes = 64 << 20
+
+// Client sends requests to one upstream.
+type Client struct {
+	up   sluice.Upstream
+	base string
+	hc   *http.Client
+}
+
+// NewClient returns a client for up. hc may be nil: a client with a transport sized to
+// up.MaxConcurrency is made.
+func NewClient(up sluice.Upstream, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{Transport: NewTransport(up.MaxConcurrency)}
+	}
+	return &Client{up: up, base: strings.TrimRight(up.BaseURL, "/"), hc: hc}
+}
+
+// NewTransport returns an HTTP transport that keeps enough idle connections for
+// concurrency requests in flight to one host.
+func NewTransport(concurrency int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if concurrency < 16 {
+		concurrency = 16
+	}
+	t.MaxIdleConns = concurrency * 2
+	t.MaxIdleConnsPerHost = concurrency
+	t.ResponseHeaderTimeout = 0 // the caller's context bounds each attempt
+	return t
+}
+
+// Upstream returns the upstream this client sends to.
+func (c *Client) Upstream() sluice.Upstream { return c.up }
+
+// Response is an upstream's answer.
+type Response struct {
+	Status     int
+	Body       []byte
+	RequestID  string        // x-request-id or apim-request-id, if sent
+	RetryAfter time.Duration // from Retry-After or retry-after-ms; 0 if absent
+}
+
+// Retryable reports whether a request that got this answer should be sent again.
+func (r *Response) Retryable() bool {
+	return r.Status == http.StatusTooManyRequests || r.Status == http.StatusRequestTimeout || r.Status >= 500
+}
+
+// Do posts body to the base URL joined with path (e.g. "/chat/completions"). It returns
+// an error only when no HTTP answer came: the connection failed, was reset, or ctx ended.
+func (c *Client) Do(ctx context.Context, path string, body []byte) (*Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.up.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.up.APIKey)
+		req.Header.Set("api-key", c.up.APIKey)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := readAll(resp.Body, resp.ContentLength)
+	if err != nil {
+		return nil, fmt.Errorf("read response: %w", err)
+	}
+	out := &Response{Status: resp.StatusCode, Body: b, RequestID: resp.Header.Get("x-request-id")}
+	if out.RequestID == "" {
+		out.RequestID = resp.Header.Get("apim-request-id")
+	}
+	out.RetryAfter = retryAfter(resp.Header)
+	return out, nil
+}
+
+func readAll(r io.Reader, n int64) ([]byte, error) {
+	if n > MaxResponseBytes {
+		return nil, fmt.Errorf("response of %d bytes is over the %d byte limit", n, MaxResponseBytes)
+	}
+	var buf bytes.Buffer
+	if n > 0 {
+		buf.Grow(int(n))
+	}
+	m, err := buf.ReadFrom(io.LimitReader(r, MaxResponseBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if m > MaxResponseBytes {
+		return nil, fmt.Errorf("response is over the %d byte limit", MaxResponseBytes)
+	}
+	return buf.Bytes(), nil
+}
+
+// retryAfter reads retry-after-ms (Azure), then Retry-After in seconds or as a date.
+func retryAfter(h http.Header) time.Duration {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// ErrorCode names a transport failure for the error file: "timeout",
+// "connection_reset", "connection_refused" or "connection_error".
+func ErrorCode(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return "timeout"
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "connection_reset"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection_refused"
+	}
+	return "connection_error"
+}
