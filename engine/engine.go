@@ -101,8 +101,8 @@ type Engine struct {
 	cancel     context.CancelFunc // ends the loop and dispatchers
 	hard       context.Context    // parent of every run's context
 	hardCancel context.CancelFunc // ends in-flight requests
-	wg     sync.WaitGroup     // loop, dispatchers, heartbeat, validations, finalizations
-	workWG sync.WaitGroup     // workers
+	wg         sync.WaitGroup     // loop, dispatchers, heartbeat, validations, finalizations
+	workWG     sync.WaitGroup     // workers
 }
 
 // New returns an engine over store and bucket serving deployments.

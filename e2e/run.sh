@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# End-to-end test: build Sluice, start it on a free loopback port with an API
+# key, and run the official `openai` npm SDK against it (e2e/node/sdk.test.mjs).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/sluice-e2e.XXXXXX")"
+SERVER_PID=""
+API_KEY="e2e-key"
+
+cleanup() {
+  local rc=$?
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [[ $rc -ne 0 && -f "$TMP/serve.log" ]]; then
+    echo "--- tail of server log ($TMP/serve.log) ---" >&2
+    tail -n 50 "$TMP/serve.log" >&2 || true
+  fi
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+echo "building sluice..."
+go build -o "$TMP/sluice" ./cmd/sluice
+
+PORT="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});')"
+URL="http://127.0.0.1:$PORT"
+
+echo "starting sluice on $URL..."
+SLUICE_API_KEYS="$API_KEY" "$TMP/sluice" serve --addr "127.0.0.1:$PORT" --data "$TMP/data" >"$TMP/serve.log" 2>&1 &
+SERVER_PID=$!
+
+ready=0
+for _ in $(seq 1 60); do
+  if curl -sf "$URL/healthz" >/dev/null 2>&1; then
+    ready=1
+    break
+  fi
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    break
+  fi
+  sleep 0.25
+done
+if [[ $ready -ne 1 ]]; then
+  echo "sluice did not become healthy at $URL/healthz" >&2
+  cat "$TMP/serve.log" >&2 || true
+  exit 1
+fi
+
+cd "$ROOT/e2e/node"
+if [[ ! -d node_modules ]]; then
+  npm ci --no-audit --no-fund
+fi
+
+status=0
+SLUICE_URL="$URL" SLUICE_API_KEY="$API_KEY" npm test || status=$?
+exit "$status"
