@@ -1,0 +1,251 @@
+package jsonl
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sluice-batch/sluice"
+)
+
+// The Batch API's validation error codes.
+const (
+	codeInvalidJSON   = "invalid_json_line"
+	codeInvalidReq    = "invalid_request"
+	codeDuplicateID   = "duplicate_custom_id"
+	codeURLMismatch   = "url_mismatch"
+	codeModelMismatch = "model_mismatch"
+	codeTooMany       = "too_many_tasks"
+	codeEmpty         = "empty_batch"
+)
+
+// Request is a parsed request line.
+type Request struct {
+	CustomID string
+	Method   string
+	URL      string
+	Body     json.RawMessage // a copy of the body as written, a JSON object
+}
+
+// problem is what is wrong with one line. msg is a sentence without its subject:
+// "Line 3 " or "The request line " goes before it.
+type problem struct {
+	code, param, msg string
+}
+
+// lineFields is what checkLine learned of a line, kept even when the line has a
+// problem so that the scan can take the batch's url and model from it.
+// The byte slices may alias the line.
+type lineFields struct {
+	id       []byte // the custom_id, non-empty when hasID
+	hasID    bool
+	url      []byte
+	hasURL   bool
+	model    []byte
+	hasModel bool
+	body     []byte // the raw body object
+}
+
+// checkLine applies the checks that need only the line itself, in the order the
+// package documents, and returns the first problem; code is "" when there is none.
+func checkLine(line []byte, f *lineFields) problem {
+	if !json.Valid(line) {
+		return problem{code: codeInvalidJSON, msg: "is not valid JSON."}
+	}
+	obj, ok := openObject(line)
+	if !ok {
+		return problem{code: codeInvalidReq, msg: "is not a JSON object."}
+	}
+	var id, method, url, body []byte
+	for key, a, b, ok := obj.next(); ok; key, a, b, ok = obj.next() {
+		switch string(memberName(key)) {
+		case "custom_id":
+			id = line[a:b]
+		case "method":
+			method = line[a:b]
+		case "url":
+			url = line[a:b]
+		case "body":
+			body = line[a:b]
+		}
+	}
+	if obj.bad {
+		return problem{code: codeInvalidJSON, msg: "is not valid JSON."}
+	}
+	if s, ok := stringBytes(id); ok && len(s) > 0 {
+		f.id, f.hasID = s, true
+	}
+	f.url, f.hasURL = stringBytes(url)
+	var model, stream []byte
+	if len(body) > 0 && body[0] == '{' {
+		f.body = body
+		bo, _ := openObject(body)
+		for key, a, b, ok := bo.next(); ok; key, a, b, ok = bo.next() {
+			switch string(memberName(key)) {
+			case "model":
+				model = body[a:b]
+			case "stream":
+				stream = body[a:b]
+			}
+		}
+		f.model, f.hasModel = stringBytes(model)
+	}
+
+	switch {
+	case id == nil:
+		return problem{codeInvalidReq, "custom_id", "has no custom_id; every request needs a non-empty string custom_id."}
+	case id[0] != '"':
+		return problem{codeInvalidReq, "custom_id", "has a custom_id that is not a string; custom_id must be a non-empty string."}
+	case !f.hasID:
+		return problem{codeInvalidReq, "custom_id", "has an empty custom_id; custom_id must be a non-empty string."}
+	}
+	if method == nil {
+		return problem{codeInvalidReq, "method", `has no method; method must be "POST".`}
+	}
+	if m, ok := stringBytes(method); !ok || string(m) != "POST" {
+		return problem{codeInvalidReq, "method", "has method " + clip(string(method)) + `; method must be "POST".`}
+	}
+	switch {
+	case url == nil:
+		return problem{codeInvalidReq, "url", `has no url; url must be a string such as "/v1/chat/completions".`}
+	case !f.hasURL:
+		return problem{codeInvalidReq, "url", `has a url that is not a string; url must be a string such as "/v1/chat/completions".`}
+	case body == nil:
+		return problem{codeInvalidReq, "body", "has no body; body must be a JSON object."}
+	case f.body == nil:
+		return problem{codeInvalidReq, "body", "has a body that is not a JSON object."}
+	case model == nil:
+		return problem{codeInvalidReq, "body.model", "has no body.model; body.model must be a string naming the model or deployment."}
+	case !f.hasModel:
+		return problem{codeInvalidReq, "body.model", "has a body.model that is not a string; body.model must be a string naming the model or deployment."}
+	case string(stream) == "true":
+		return problem{codeInvalidReq, "body.stream", "sets body.stream to true; streaming is not supported in batches."}
+	}
+	return problem{}
+}
+
+// truncate cuts s to at most n bytes at a rune boundary and reports whether it cut.
+func truncate(s string, n int) (string, bool) {
+	if len(s) <= n {
+		return s, false
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n], true
+}
+
+// clip shortens raw text from a user's file for a message.
+func clip(s string) string {
+	if t, cut := truncate(s, 64); cut {
+		return t + "…"
+	}
+	return s
+}
+
+// quote quotes a string from a user's file for a message, shortened.
+func quote(s string) string {
+	if t, cut := truncate(s, 64); cut {
+		return strconv.Quote(t) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// ParseRequest parses one request line, as stored in an input file, without its
+// newline. It applies every check the Scanner applies to a line on its own (not the
+// checks across lines: duplicates, url and model mismatches), so any line a clean scan
+// indexed parses. The error is a *sluice.Error of KindInvalid with the Batch API code
+// and param of the first problem.
+func ParseRequest(line []byte) (Request, error) {
+	var f lineFields
+	if p := checkLine(line, &f); p.code != "" {
+		return Request{}, &sluice.Error{
+			Kind:    sluice.KindInvalid,
+			Message: "The request line " + p.msg,
+			Param:   p.param,
+			Code:    p.code,
+		}
+	}
+	return Request{CustomID: string(f.id), Method: "POST", URL: string(f.url), Body: bytes.Clone(f.body)}, nil
+}
+
+// SetModel returns body, a JSON object, with its top-level "model" member set to
+// model. When every top-level "model" member already equals model it returns body
+// itself, not re-encoded. Otherwise only the bytes of the model values change: other
+// members, their order and whitespace stay as written. Every top-level "model" member
+// is rewritten when the name repeats; a body with none gets one inserted first. model
+// is encoded as a JSON string; invalid UTF-8 in it becomes U+FFFD.
+func SetModel(body []byte, model string) ([]byte, error) {
+	if !json.Valid(body) {
+		return nil, errors.New("jsonl: set model: body is not valid JSON")
+	}
+	obj, ok := openObject(body)
+	if !ok {
+		return nil, errors.New("jsonl: set model: body is not a JSON object")
+	}
+	var buf [2][2]int
+	spans := buf[:0]
+	same := true
+	for key, a, b, ok := obj.next(); ok; key, a, b, ok = obj.next() {
+		if string(memberName(key)) != "model" {
+			continue
+		}
+		spans = append(spans, [2]int{a, b})
+		if same {
+			s, ok := stringBytes(body[a:b])
+			same = ok && string(s) == model
+		}
+	}
+	if obj.bad {
+		return nil, errors.New("jsonl: set model: body is not valid JSON")
+	}
+	if len(spans) > 0 && same {
+		return body, nil
+	}
+	n := len(body) + len(model) + 16
+	if len(spans) == 0 {
+		out := make([]byte, 0, n)
+		out = append(out, body[:obj.open+1]...)
+		out = append(out, `"model":`...)
+		out = appendString(out, model)
+		if obj.members > 0 {
+			out = append(out, ',')
+		}
+		return append(out, body[obj.open+1:]...), nil
+	}
+	out := make([]byte, 0, n)
+	prev := 0
+	for _, sp := range spans {
+		out = append(out, body[prev:sp[0]]...)
+		out = appendString(out, model)
+		prev = sp[1]
+	}
+	return append(out, body[prev:]...), nil
+}
+
+// NormalizeEndpoint returns the "/v1/..." form of a Batch API endpoint: it maps
+// "/chat/completions" and "/v1/chat/completions" to "/v1/chat/completions", and
+// likewise "/completions", "/embeddings" and "/responses". It returns "" for anything
+// else, matching exactly: no trailing slash, query or change of case.
+func NormalizeEndpoint(s string) string {
+	switch strings.TrimPrefix(s, "/v1") {
+	case "/chat/completions":
+		return "/v1/chat/completions"
+	case "/completions":
+		return "/v1/completions"
+	case "/embeddings":
+		return "/v1/embeddings"
+	case "/responses":
+		return "/v1/responses"
+	}
+	return ""
+}
+
+// lineMessage puts the line number in front of a problem's message.
+func lineMessage(line int, msg string) string {
+	return fmt.Sprintf("Line %d %s", line, msg)
+}

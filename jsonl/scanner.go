@@ -1,0 +1,243 @@
+package jsonl
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/sluice-batch/sluice"
+)
+
+// Entry is one request line's place in the input file.
+type Entry struct {
+	Line     int    // 1-based physical line number
+	Offset   int64  // byte offset of the first byte of the line (after any BOM when line 1)
+	Length   int    // bytes of the line, without "\n" and without a trailing "\r"
+	CustomID string // the line's custom_id, decoded
+}
+
+// Summary is what a scan learned.
+type Summary struct {
+	Requests int                 // request lines seen (non-blank lines), counted even past MaxRequests
+	URL      string              // url of the first request line that had a string url (as written)
+	Model    string              // body.model of the first request line that had a string model
+	Problems []sluice.BatchError // in line order, at most sluice.MaxBatchErrors
+	Entries  []Entry             // every request line in order, when Problems is empty; nil otherwise
+	BOM      bool                // the file began with a UTF-8 byte-order mark, which was skipped
+}
+
+// bom is the UTF-8 byte-order mark.
+var bom = []byte{0xEF, 0xBB, 0xBF}
+
+// bigLine is the capacity above which the line buffer is dropped after use, so one
+// huge line does not pin its memory for the rest of the scan.
+const bigLine = 1 << 20
+
+// Scanner validates JSONL pushed into it with Write. It is an io.Writer, so it can sit
+// behind io.TeeReader while the upload streams to disk, and Write never returns an
+// error. Memory is bounded: one line at a time plus the Entries and the custom_id set,
+// both of which stop growing after sluice.MaxRequests requests. A line is held whole
+// while it is checked, however long it is.
+//
+// Lines end at "\n"; one trailing "\r" is stripped. A line holding only spaces, tabs
+// and carriage returns is blank: not a request and no problem, though it counts in
+// line numbers. Each request line gets at most one problem, the first of: not valid
+// JSON (invalid_json_line); not an object; custom_id missing, not a string or empty;
+// method not "POST"; url missing or not a string; body missing or not an object;
+// body.model missing or not a string; body.stream true (all invalid_request); custom_id
+// seen on an earlier line (duplicate_custom_id); url not the first line's, compared in
+// NormalizeEndpoint form when both are known endpoints (url_mismatch); body.model not
+// the first line's (model_mismatch). The url and model a line must match are those of
+// the first line that had a string url and a string body.model, even when that line
+// had a problem of its own. The request line past sluice.MaxRequests gets
+// too_many_tasks instead of any problem of its own. A file with no request lines gets
+// empty_batch at line 0. Past sluice.MaxRequests, duplicates are found only among
+// the first sluice.MaxRequests custom_ids.
+//
+// A Scanner is not safe for concurrent use.
+type Scanner struct {
+	head    []byte // the first bytes, until it is known whether they are a BOM
+	started bool   // the BOM question is settled
+	closed  bool
+
+	line   []byte // the current line so far, when it spans writes
+	lineNo int    // physical lines ended so far
+	offset int64  // file offset of the current line's first byte
+
+	urlLine   int // line of Summary.URL; 0 while there is none
+	modelLine int // line of Summary.Model; 0 while there is none
+	failed    bool
+	ids       map[string]int // custom_id to the first line that used it
+	sum       Summary
+}
+
+// NewScanner returns a Scanner at the start of a file.
+func NewScanner() *Scanner {
+	return &Scanner{ids: make(map[string]int)}
+}
+
+// Write scans p. It always returns len(p) and a nil error. Writes after Close are
+// ignored.
+func (s *Scanner) Write(p []byte) (int, error) {
+	n := len(p)
+	if s.closed {
+		return n, nil
+	}
+	if !s.started {
+		take := min(len(bom)-len(s.head), len(p))
+		s.head = append(s.head, p[:take]...)
+		p = p[take:]
+		if len(s.head) < len(bom) && bytes.HasPrefix(bom, s.head) {
+			return n, nil
+		}
+		s.start()
+	}
+	s.feed(p)
+	return n, nil
+}
+
+// start settles whether the file began with a BOM and scans the bytes held till then.
+func (s *Scanner) start() {
+	s.started = true
+	if bytes.Equal(s.head, bom) {
+		s.sum.BOM = true
+		s.offset = int64(len(bom))
+	} else {
+		s.feed(s.head)
+	}
+	s.head = nil
+}
+
+// feed splits p into lines, joining the first to what earlier writes left.
+func (s *Scanner) feed(p []byte) {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			s.line = append(s.line, p...)
+			return
+		}
+		if len(s.line) == 0 {
+			s.endLine(p[:i])
+		} else {
+			s.line = append(s.line, p[:i]...)
+			s.endLine(s.line)
+			if cap(s.line) > bigLine {
+				s.line = nil
+			} else {
+				s.line = s.line[:0]
+			}
+		}
+		s.offset++ // the "\n"
+		p = p[i+1:]
+	}
+}
+
+// endLine handles one physical line, raw without its "\n". It must not keep raw.
+func (s *Scanner) endLine(raw []byte) {
+	s.lineNo++
+	start := s.offset
+	s.offset += int64(len(raw))
+	line := raw
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	for _, b := range line {
+		if b != ' ' && b != '\t' && b != '\r' {
+			s.request(line, start)
+			return
+		}
+	}
+}
+
+// request checks one request line.
+func (s *Scanner) request(line []byte, offset int64) {
+	s.sum.Requests++
+	var f lineFields
+	p := checkLine(line, &f)
+	if f.hasURL && s.urlLine == 0 {
+		s.sum.URL, s.urlLine = string(f.url), s.lineNo
+	}
+	if f.hasModel && s.modelLine == 0 {
+		s.sum.Model, s.modelLine = string(f.model), s.lineNo
+	}
+	switch {
+	case s.sum.Requests == sluice.MaxRequests+1:
+		p = problem{code: codeTooMany, msg: fmt.Sprintf(
+			"is request %d; a batch holds at most %d requests.", s.sum.Requests, sluice.MaxRequests)}
+	case p.code != "":
+	case s.ids[string(f.id)] != 0:
+		p = problem{codeDuplicateID, "custom_id", fmt.Sprintf(
+			"repeats custom_id %s of line %d; custom_id must be unique within a batch.",
+			quote(string(f.id)), s.ids[string(f.id)])}
+	case string(f.url) != s.sum.URL && !sameEndpoint(string(f.url), s.sum.URL):
+		p = problem{codeURLMismatch, "url", fmt.Sprintf(
+			"has url %s but line %d has url %s; every request in a batch must use the same url.",
+			quote(string(f.url)), s.urlLine, quote(s.sum.URL))}
+	case string(f.model) != s.sum.Model:
+		p = problem{codeModelMismatch, "body.model", fmt.Sprintf(
+			"has body.model %s but line %d has body.model %s; every request in a batch must use the same model.",
+			quote(string(f.model)), s.modelLine, quote(s.sum.Model))}
+	}
+	if s.sum.Requests > sluice.MaxRequests {
+		if p.code != "" {
+			s.problem(p)
+		}
+		return
+	}
+	var id string
+	if f.hasID {
+		if _, seen := s.ids[string(f.id)]; !seen {
+			id = string(f.id)
+			s.ids[id] = s.lineNo
+		}
+	}
+	if p.code != "" {
+		s.problem(p)
+		return
+	}
+	if !s.failed {
+		s.sum.Entries = append(s.sum.Entries, Entry{Line: s.lineNo, Offset: offset, Length: len(line), CustomID: id})
+	}
+}
+
+// sameEndpoint reports whether two urls name the same known endpoint.
+func sameEndpoint(a, b string) bool {
+	na := NormalizeEndpoint(a)
+	return na != "" && na == NormalizeEndpoint(b)
+}
+
+// problem records a problem on the current line and drops the entries.
+func (s *Scanner) problem(p problem) {
+	s.failed = true
+	s.sum.Entries = nil
+	if len(s.sum.Problems) < sluice.MaxBatchErrors {
+		s.sum.Problems = append(s.sum.Problems, sluice.BatchError{
+			Code: p.code, Message: lineMessage(s.lineNo, p.msg), Param: p.param, Line: s.lineNo,
+		})
+	}
+}
+
+// Close handles a final line without a newline and returns the summary. It adds an
+// empty_batch problem (Line 0) when there were no request lines. Calling Close again
+// returns the same summary.
+func (s *Scanner) Close() *Summary {
+	if s.closed {
+		return &s.sum
+	}
+	if !s.started {
+		s.start()
+	}
+	s.closed = true
+	if len(s.line) > 0 {
+		s.endLine(s.line)
+	}
+	s.line, s.ids = nil, nil
+	if s.sum.Requests == 0 {
+		s.failed = true
+		s.sum.Entries = nil
+		s.sum.Problems = append(s.sum.Problems, sluice.BatchError{
+			Code:    codeEmpty,
+			Message: "The file has no request lines; a batch needs at least one request.",
+		})
+	}
+	return &s.sum
+}
