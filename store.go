@@ -41,7 +41,8 @@ type Store interface {
 	// exists are left as they are, so a validation cut off by a crash can run again.
 	AddRequests(ctx context.Context, batchID string, reqs []Request) error
 	// ClaimRequests leases up to n claimable lines of a batch to owner until the
-	// given time: pending lines, and leased lines whose lease ran out. Lowest lines first.
+	// given time: pending lines, lowest first, and when there are too few of those,
+	// leased lines whose lease ran out, lowest first. It returns them in line order.
 	ClaimRequests(ctx context.Context, batchID, owner string, n int, until time.Time) ([]Request, error)
 	// ExtendLeases moves the lease of every line owner holds to until.
 	ExtendLeases(ctx context.Context, owner string, until time.Time) error
@@ -54,7 +55,8 @@ type Store interface {
 	// CountLeased returns how many lines of the batch are leased with a lease that has
 	// not run out at now.
 	CountLeased(ctx context.Context, batchID string, now time.Time) (int, error)
-	// EachResult calls fn with every stored result of the batch, in line order.
+	// EachResult calls fn with every stored result of the batch: the successes, then
+	// the failures, each in the order they were committed.
 	EachResult(ctx context.Context, batchID string, fn func(Result) error) error
 
 	// Close releases the store's resources.

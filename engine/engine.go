@@ -28,10 +28,13 @@ type Options struct {
 	// LeaseDuration is how long a claimed line stays with this process without a
 	// heartbeat; 2m.
 	LeaseDuration time.Duration
-	// ClaimSize is how many lines one claim takes; 128.
+	// ClaimSize is how many lines one claim takes; 256.
 	ClaimSize int
 	// CommitSize is the most results one transaction commits; 512.
 	CommitSize int
+	// CommitLinger is how long a group of results waits for company before it commits;
+	// 5ms. A result counts only once committed, so this is the most it is delayed.
+	CommitLinger time.Duration
 	// MaxAttempts is how often a line is sent before a retryable failure becomes final; 5.
 	MaxAttempts int
 	// BackoffBase and BackoffMax shape the exponential backoff between attempts;
@@ -72,8 +75,9 @@ func (o *Options) withDefaults() Options {
 	}
 	def(&out.PollInterval, 200*time.Millisecond)
 	def(&out.LeaseDuration, 2*time.Minute)
-	defInt(&out.ClaimSize, 128)
+	defInt(&out.ClaimSize, 256)
 	defInt(&out.CommitSize, 512)
+	def(&out.CommitLinger, 5*time.Millisecond)
 	defInt(&out.MaxAttempts, 5)
 	def(&out.BackoffBase, 500*time.Millisecond)
 	def(&out.BackoffMax, 30*time.Second)

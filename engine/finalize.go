@@ -39,6 +39,7 @@ func (e *Engine) finalize(ctx context.Context, b *sluice.Batch, final sluice.Sta
 			return err
 		}
 	}
+	t0 := time.Now()
 	now := e.now().UTC().Truncate(time.Second)
 	var expires *time.Time
 	if b.OutputExpiresAfter > 0 {
@@ -69,7 +70,8 @@ func (e *Engine) finalize(ctx context.Context, b *sluice.Batch, final sluice.Sta
 		return err
 	}
 	c := b.RequestCounts
-	e.log.InfoContext(ctx, "batch "+string(final), "batch_id", b.ID, "completed", c.Completed, "failed", c.Failed, "total", c.Total)
+	e.log.InfoContext(ctx, "batch "+string(final), "batch_id", b.ID, "completed", c.Completed, "failed", c.Failed, "total", c.Total,
+		"write_ms", time.Since(t0).Milliseconds())
 	return nil
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/sluice-batch/sluice"
 	"github.com/sluice-batch/sluice/jsonl"
@@ -41,6 +42,7 @@ func (e *Engine) validate(ctx context.Context, b *sluice.Batch) error {
 	if !scan.Indexed {
 		return fmt.Errorf("file %s has no line index", f.ID)
 	}
+	t0 := time.Now()
 	if err := e.addRequests(ctx, b.ID, f.ID); err != nil {
 		return err
 	}
@@ -56,7 +58,8 @@ func (e *Engine) validate(ctx context.Context, b *sluice.Batch) error {
 		return nil // cancelled while validating; the cancel path takes it from here
 	}
 	if err == nil {
-		e.log.InfoContext(ctx, "batch in progress", "batch_id", b.ID, "requests", scan.Requests, "deployment", scan.Model)
+		e.log.InfoContext(ctx, "batch in progress", "batch_id", b.ID, "requests", scan.Requests, "deployment", scan.Model,
+			"validate_ms", time.Since(t0).Milliseconds())
 	}
 	return err
 }

@@ -233,87 +233,85 @@ func (s *Store) FinishBatch(ctx context.Context, id string, files []*sluice.File
 
 // --- request lines ---
 
-// AddRequests implements sluice.Store.
+// rowsPerStatement bounds the rows one multi-row statement carries, well inside
+// SQLite's limit on bound parameters.
+const rowsPerStatement = 500
+
+// valuesList returns "(?, ?), (?, ?)" for rows rows of cols columns.
+func valuesList(rows, cols int) string {
+	one := "(" + placeholders(cols) + ")"
+	return strings.TrimSuffix(strings.Repeat(one+", ", rows), ", ")
+}
+
+// AddRequests implements sluice.Store. Rows go in with one statement per 500.
 func (s *Store) AddRequests(ctx context.Context, batchID string, reqs []sluice.Request) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("add requests: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO requests (batch_id, line, custom_id, off, len) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (batch_id, line) DO NOTHING`)
-	if err != nil {
-		return fmt.Errorf("add requests: %w", err)
-	}
-	defer stmt.Close()
-	for _, r := range reqs {
-		if _, err := stmt.ExecContext(ctx, batchID, r.Line, r.CustomID, r.Offset, r.Length); err != nil {
+	for len(reqs) > 0 {
+		chunk := reqs[:min(len(reqs), rowsPerStatement)]
+		reqs = reqs[len(chunk):]
+		args := make([]any, 0, 5*len(chunk))
+		for _, r := range chunk {
+			args = append(args, batchID, r.Line, r.CustomID, r.Offset, r.Length)
+		}
+		q := `INSERT INTO requests (batch_id, line, custom_id, off, len) VALUES ` + valuesList(len(chunk), 5) +
+			` ON CONFLICT (batch_id, line) DO NOTHING`
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("add requests of %s: %w", batchID, err)
 		}
 	}
 	return tx.Commit()
 }
 
-// ClaimRequests implements sluice.Store. It takes the lowest n lines among pending
-// lines and lines whose lease ran out: each set is read in line order through the
-// claim index (no sort of the whole batch), merged, then leased in one statement.
+// ClaimRequests implements sluice.Store. Pending lines come through their partial
+// index at a cost that does not grow with the batch; lines whose lease ran out are
+// looked for only when too few pending ones are left, as that walks the whole batch.
 func (s *Store) ClaimRequests(ctx context.Context, batchID, owner string, n int, until time.Time) ([]sluice.Request, error) {
-	now := s.now().UnixMilli()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
 	defer tx.Rollback()
-	type cand struct{ rowid, line int64 }
-	var cands []cand
-	for _, pick := range []struct {
-		q    string
-		args []any
-	}{
-		{`SELECT rowid, line FROM requests WHERE batch_id = ? AND state = 0 ORDER BY line LIMIT ?`, []any{batchID, n}},
-		{`SELECT rowid, line FROM requests WHERE batch_id = ? AND state = 1 AND lease_until < ? ORDER BY line LIMIT ?`, []any{batchID, now, n}},
-	} {
-		rows, err := tx.QueryContext(ctx, pick.q, pick.args...)
+	out := make([]sluice.Request, 0, n)
+	for pass := range 2 {
+		if len(out) >= n {
+			break
+		}
+		args := []any{owner, until.UnixMilli(), batchID, batchID}
+		where := `state = 0`
+		if pass == 1 {
+			// Expired leases, but not the lines this claim just took (a lease given
+			// already run out would match otherwise).
+			where = `state = 1 AND lease_until < ?`
+			args = append(args, s.now().UnixMilli())
+			if len(out) > 0 {
+				where += ` AND line NOT IN (` + placeholders(len(out)) + `)`
+				for _, r := range out {
+					args = append(args, r.Line)
+				}
+			}
+		}
+		args = append(args, n-len(out))
+		rows, err := tx.QueryContext(ctx, `UPDATE requests SET state = 1, owner = ?, lease_until = ?
+			WHERE batch_id = ? AND line IN (SELECT line FROM requests WHERE batch_id = ? AND `+where+` ORDER BY line LIMIT ?)
+			RETURNING line, custom_id, off, len`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("claim requests of %s: %w", batchID, err)
 		}
 		for rows.Next() {
-			var c cand
-			if err := rows.Scan(&c.rowid, &c.line); err != nil {
+			r := sluice.Request{BatchID: batchID}
+			if err := rows.Scan(&r.Line, &r.CustomID, &r.Offset, &r.Length); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("claim requests of %s: %w", batchID, err)
 			}
-			cands = append(cands, c)
+			out = append(out, r)
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return nil, fmt.Errorf("claim requests of %s: %w", batchID, err)
 		}
-	}
-	if len(cands) == 0 {
-		return nil, nil
-	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].line < cands[j].line })
-	cands = cands[:min(n, len(cands))]
-	args := []any{owner, until.UnixMilli()}
-	for _, c := range cands {
-		args = append(args, c.rowid)
-	}
-	rows, err := tx.QueryContext(ctx, `UPDATE requests SET state = 1, owner = ?, lease_until = ?
-		WHERE rowid IN (`+placeholders(len(cands))+`) RETURNING line, custom_id, off, len`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("claim requests of %s: %w", batchID, err)
-	}
-	out := make([]sluice.Request, 0, len(cands))
-	for rows.Next() {
-		r := sluice.Request{BatchID: batchID}
-		if err := rows.Scan(&r.Line, &r.CustomID, &r.Offset, &r.Length); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("claim requests of %s: %w", batchID, err)
-		}
-		out = append(out, r)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("claim requests of %s: %w", batchID, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("claim requests of %s: %w", batchID, err)
@@ -338,69 +336,127 @@ func (s *Store) ReleaseRequests(ctx context.Context, owner string, reqs []sluice
 		return fmt.Errorf("release requests: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `UPDATE requests SET state = 0, owner = NULL, lease_until = NULL
-		WHERE batch_id = ? AND line = ? AND state = 1 AND owner = ?`)
-	if err != nil {
-		return fmt.Errorf("release requests: %w", err)
-	}
-	defer stmt.Close()
+	byBatch := make(map[string][]int)
 	for _, r := range reqs {
-		if _, err := stmt.ExecContext(ctx, r.BatchID, r.Line, owner); err != nil {
-			return fmt.Errorf("release requests: %w", err)
+		byBatch[r.BatchID] = append(byBatch[r.BatchID], r.Line)
+	}
+	for batchID, lines := range byBatch {
+		for len(lines) > 0 {
+			chunk := lines[:min(len(lines), rowsPerStatement)]
+			lines = lines[len(chunk):]
+			args := []any{batchID, owner}
+			for _, l := range chunk {
+				args = append(args, l)
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE requests SET state = 0, owner = NULL, lease_until = NULL
+				WHERE batch_id = ? AND state = 1 AND owner = ? AND line IN (`+placeholders(len(chunk))+`)`, args...)
+			if err != nil {
+				return fmt.Errorf("release requests of %s: %w", batchID, err)
+			}
 		}
 	}
 	return tx.Commit()
 }
 
-// CommitResults implements sluice.Store.
+// CommitResults implements sluice.Store. Per batch and outcome, one UPDATE moves the
+// lines this owner still holds out of the leased state and returns them; only their
+// results are appended, with one INSERT per 500, and counted.
 func (s *Store) CommitResults(ctx context.Context, owner string, results []sluice.Result) (int, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("commit results: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `UPDATE requests SET state = ?, result = ?, owner = NULL, lease_until = NULL
-		WHERE batch_id = ? AND line = ? AND state = 1 AND owner = ?`)
-	if err != nil {
-		return 0, fmt.Errorf("commit results: %w", err)
+	type key struct {
+		batchID   string
+		succeeded bool
 	}
-	defer stmt.Close()
-	type counts struct{ ok, failed int }
-	per := make(map[string]*counts)
+	groups := make(map[key][]*sluice.Result)
+	for i := range results {
+		r := &results[i]
+		k := key{r.BatchID, r.Succeeded}
+		groups[k] = append(groups[k], r)
+	}
 	stored := 0
-	for _, r := range results {
-		state := sluice.RequestFailed
-		if r.Succeeded {
-			state = sluice.RequestSucceeded
-		}
-		res, err := stmt.ExecContext(ctx, int(state), r.Output, r.BatchID, r.Line, owner)
+	for k, rs := range groups {
+		held, err := takeHeld(ctx, tx, k.batchID, owner, k.succeeded, rs)
 		if err != nil {
-			return 0, fmt.Errorf("commit result %s line %d: %w", r.BatchID, r.Line, err)
+			return 0, err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			continue // the lease passed to another worker; its result will count
+		if err := appendResults(ctx, tx, held); err != nil {
+			return 0, err
 		}
-		c := per[r.BatchID]
-		if c == nil {
-			c = &counts{}
-			per[r.BatchID] = c
+		if len(held) == 0 {
+			continue
 		}
-		if r.Succeeded {
-			c.ok++
-		} else {
-			c.failed++
+		col := "failed"
+		if k.succeeded {
+			col = "completed"
 		}
-		stored++
-	}
-	for id, c := range per {
-		if _, err := tx.ExecContext(ctx, `UPDATE batches SET completed = completed + ?, failed = failed + ? WHERE id = ?`, c.ok, c.failed, id); err != nil {
-			return 0, fmt.Errorf("count results of %s: %w", id, err)
+		if _, err := tx.ExecContext(ctx, `UPDATE batches SET `+col+` = `+col+` + ? WHERE id = ?`, len(held), k.batchID); err != nil {
+			return 0, fmt.Errorf("count results of %s: %w", k.batchID, err)
 		}
+		stored += len(held)
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("commit results: %w", err)
 	}
 	return stored, nil
+}
+
+// takeHeld marks the lines of rs that owner still holds as done and returns their results.
+func takeHeld(ctx context.Context, tx *sql.Tx, batchID, owner string, succeeded bool, rs []*sluice.Result) ([]*sluice.Result, error) {
+	state := sluice.RequestFailed
+	if succeeded {
+		state = sluice.RequestSucceeded
+	}
+	isHeld := make(map[int]bool, len(rs))
+	for todo := rs; len(todo) > 0; {
+		chunk := todo[:min(len(todo), rowsPerStatement)]
+		todo = todo[len(chunk):]
+		args := []any{int(state), batchID, owner}
+		for _, r := range chunk {
+			args = append(args, r.Line)
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE requests SET state = ?, owner = NULL, lease_until = NULL
+			WHERE batch_id = ? AND state = 1 AND owner = ? AND line IN (`+placeholders(len(chunk))+`) RETURNING line`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("commit results of %s: %w", batchID, err)
+		}
+		for rows.Next() {
+			var line int
+			if err := rows.Scan(&line); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("commit results of %s: %w", batchID, err)
+			}
+			isHeld[line] = true
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, fmt.Errorf("commit results of %s: %w", batchID, err)
+		}
+	}
+	held := make([]*sluice.Result, 0, len(isHeld))
+	for _, r := range rs { // in the caller's order, which is the commit order
+		if isHeld[r.Line] {
+			held = append(held, r)
+		}
+	}
+	return held, nil
+}
+
+func appendResults(ctx context.Context, tx *sql.Tx, rs []*sluice.Result) error {
+	for len(rs) > 0 {
+		chunk := rs[:min(len(rs), rowsPerStatement)]
+		rs = rs[len(chunk):]
+		args := make([]any, 0, 4*len(chunk))
+		for _, r := range chunk {
+			args = append(args, r.BatchID, r.Line, r.Succeeded, r.Output)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO results (batch_id, line, succeeded, output) VALUES `+valuesList(len(chunk), 4), args...); err != nil {
+			return fmt.Errorf("append results: %w", err)
+		}
+	}
+	return nil
 }
 
 // CountLeased implements sluice.Store.
@@ -416,19 +472,16 @@ func (s *Store) CountLeased(ctx context.Context, batchID string, now time.Time) 
 
 // EachResult implements sluice.Store.
 func (s *Store) EachResult(ctx context.Context, batchID string, fn func(sluice.Result) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT line, state, result FROM requests
-		WHERE batch_id = ? AND state IN (2, 3) ORDER BY line`, batchID)
+	rows, err := s.r.QueryContext(ctx, `SELECT line, succeeded, output FROM results WHERE batch_id = ? ORDER BY succeeded DESC, rowid`, batchID)
 	if err != nil {
 		return fmt.Errorf("read results of %s: %w", batchID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r := sluice.Result{BatchID: batchID}
-		var state int
-		if err := rows.Scan(&r.Line, &state, &r.Output); err != nil {
+		if err := rows.Scan(&r.Line, &r.Succeeded, &r.Output); err != nil {
 			return fmt.Errorf("read results of %s: %w", batchID, err)
 		}
-		r.Succeeded = sluice.RequestState(state) == sluice.RequestSucceeded
 		if err := fn(r); err != nil {
 			return err
 		}

@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE INDEX IF NOT EXISTS batches_status ON batches (status);
 CREATE INDEX IF NOT EXISTS batches_input ON batches (input_file_id);
 
+-- One row per request line, keyed by (batch_id, line) so a line is one B-tree entry.
+-- Rows stay small and are updated in place; results live in their own append-only table.
 CREATE TABLE IF NOT EXISTS requests (
 	batch_id    TEXT NOT NULL,
 	line        INTEGER NOT NULL,
@@ -52,7 +54,17 @@ CREATE TABLE IF NOT EXISTS requests (
 	state       INTEGER NOT NULL DEFAULT 0,
 	owner       TEXT,
 	lease_until INTEGER,
-	result      BLOB,
-	UNIQUE (batch_id, line)
+	PRIMARY KEY (batch_id, line)
+) WITHOUT ROWID;
+-- Claims take pending lines through this index; a claimed line leaves it for good
+-- unless released.
+CREATE INDEX IF NOT EXISTS requests_pending ON requests (batch_id, line) WHERE state = 0;
+
+-- Results in commit order. Finalize reads one batch's successes, then its failures.
+CREATE TABLE IF NOT EXISTS results (
+	batch_id  TEXT NOT NULL,
+	line      INTEGER NOT NULL,
+	succeeded INTEGER NOT NULL,
+	output    BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS requests_claim ON requests (batch_id, state, line);
+CREATE INDEX IF NOT EXISTS results_batch ON results (batch_id, succeeded);

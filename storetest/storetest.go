@@ -910,9 +910,9 @@ func runRequests(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		}
 	})
 
-	// Expired leases and pending lines are both claimable; the lowest lines go first
-	// whichever kind they are.
-	t.Run("ClaimRequests/ExpiredLeaseLowestFirst", func(t *testing.T) {
+	// Pending lines go first; lines whose lease ran out are taken when pending ones run
+	// short, lowest first, in the same claim.
+	t.Run("ClaimRequests/ExpiredAfterPending", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
 		reqs := newRequests("batch-1", 1, 4)
@@ -920,8 +920,11 @@ func runRequests(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		if got := MustClaimRequests(t, s, "batch-1", "owner-a", 2, past()); len(got) != 2 {
 			t.Fatalf("owner-a: got lines %v, want [1 2]", lines(got))
 		}
-		if diff := cmp.Diff(reqs[:2], MustClaimRequests(t, s, "batch-1", "owner-b", 2, future())); diff != "" {
+		if diff := cmp.Diff(reqs[2:], MustClaimRequests(t, s, "batch-1", "owner-b", 2, future())); diff != "" {
 			t.Errorf("owner-b claim mismatch (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(reqs[:2], MustClaimRequests(t, s, "batch-1", "owner-c", 3, future())); diff != "" {
+			t.Errorf("owner-c claim mismatch (-want +got):\n%s", diff)
 		}
 	})
 
@@ -1022,7 +1025,8 @@ func runRequests(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		if diff := cmp.Diff(want, MustFindBatchByID(t, s, "batch-1").RequestCounts); diff != "" {
 			t.Errorf("request counts mismatch (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(results, MustResults(t, s, "batch-1")); diff != "" {
+		want2 := []sluice.Result{results[0], results[2], results[1]} // successes, then failures
+		if diff := cmp.Diff(want2, MustResults(t, s, "batch-1")); diff != "" {
 			t.Errorf("results mismatch (-want +got):\n%s", diff)
 		}
 	})
@@ -1111,7 +1115,8 @@ func runRequests(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		if got := MustCommitResults(t, s, "owner-a", committed); got != 4 {
 			t.Fatalf("got %d stored, want 4", got)
 		}
-		want := []sluice.Result{committed[1], committed[2], committed[0]}
+		// Successes first, then failures, each in commit order.
+		want := []sluice.Result{committed[0], committed[2], committed[1]}
 		if diff := cmp.Diff(want, MustResults(t, s, "batch-1")); diff != "" {
 			t.Errorf("batch-1 results mismatch (-want +got):\n%s", diff)
 		}

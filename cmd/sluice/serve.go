@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if path := getenv("SLUICE_CPUPROFILE"); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -242,3 +250,17 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 var _ sluice.Service = (*engine.Engine)(nil)
+
+// startCPUProfile writes a CPU profile of the whole run to path (SLUICE_CPUPROFILE), for
+// finding where the hot path spends its time under the benchmarks.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
