@@ -96,3 +96,24 @@ func FuzzSetModel(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDispatchBody checks that the hot path's parse never panics on any line, and that
+// for a line holding a JSON object body its answer is that body with the model set.
+func FuzzDispatchBody(f *testing.F) {
+	f.Add([]byte(`{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"x","messages":[]}}`), "y")
+	f.Add([]byte(`{"body":{}}`), "m")
+	f.Add([]byte(`{"body":"str"`), "m")
+	f.Fuzz(func(t *testing.T, line []byte, model string) {
+		got, err := jsonl.DispatchBody(line, model)
+		var l struct {
+			Body json.RawMessage `json:"body"`
+		}
+		if err != nil || !json.Valid(line) || json.Unmarshal(line, &l) != nil || len(l.Body) == 0 || l.Body[0] != '{' {
+			return
+		}
+		var b map[string]json.RawMessage
+		if json.Unmarshal(got, &b) != nil {
+			t.Fatalf("DispatchBody(%q) = %q, not a JSON object", line, got)
+		}
+	})
+}

@@ -183,6 +183,31 @@ func SetModel(body []byte, model string) ([]byte, error) {
 	if !json.Valid(body) {
 		return nil, errors.New("jsonl: set model: body is not valid JSON")
 	}
+	return setModel(body, model)
+}
+
+// DispatchBody returns the body of a request line, with its model set, ready to send
+// upstream. It is the hot path's parse: the line was validated when its file was
+// scanned, so it only walks the line's top-level members and does not validate again.
+// Malformed input gives an error, never a panic.
+func DispatchBody(line []byte, model string) ([]byte, error) {
+	obj, ok := openObject(line)
+	if !ok {
+		return nil, errors.New("jsonl: request line is not a JSON object")
+	}
+	var body []byte
+	for key, a, b, ok := obj.next(); ok; key, a, b, ok = obj.next() {
+		if string(memberName(key)) == "body" {
+			body = line[a:b]
+		}
+	}
+	if obj.bad || body == nil {
+		return nil, errors.New("jsonl: request line has no readable body")
+	}
+	return setModel(body, model)
+}
+
+func setModel(body []byte, model string) ([]byte, error) {
 	obj, ok := openObject(body)
 	if !ok {
 		return nil, errors.New("jsonl: set model: body is not a JSON object")

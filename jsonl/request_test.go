@@ -210,3 +210,28 @@ func TestSetModelErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestDispatchBody(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, line, model, want string
+		wantErr                 bool
+	}{
+		{name: "same-model-untouched", line: `{"custom_id":"a","body":{"model":"m","messages":[]},"url":"/v1/chat/completions"}`, model: "m", want: `{"model":"m","messages":[]}`},
+		{name: "model-replaced", line: `{"custom_id":"a","method":"POST","body": {"messages":[{"model":"inner"}],"model":"dep"}}`, model: "Qwen/Q", want: `{"messages":[{"model":"inner"}],"model":"Qwen/Q"}`},
+		{name: "no-body", line: `{"custom_id":"a"}`, model: "m", wantErr: true},
+		{name: "not-object", line: `["body"]`, model: "m", wantErr: true},
+		{name: "truncated", line: `{"custom_id":"a","body":{"model":"m"`, model: "m", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := jsonl.DispatchBody([]byte(tc.line), tc.model)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("got error %v, want error %v", err, tc.wantErr)
+			}
+			if !tc.wantErr && string(got) != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
