@@ -154,23 +154,14 @@ type Upstream struct {
 	MaxConcurrency int    // requests in flight at most
 }
 
-// RequestState is the state of one request line of a batch.
-type RequestState int
-
-const (
-	// RequestPending is a line not yet sent, or released to be sent again.
-	RequestPending RequestState = 0
-	// RequestLeased is a line claimed by a worker until its lease runs out.
-	RequestLeased RequestState = 1
-	// RequestSucceeded is a line whose result goes to the output file.
-	RequestSucceeded RequestState = 2
-	// RequestFailed is a line whose result goes to the error file.
-	RequestFailed RequestState = 3
-)
+// ChunkLines is how many request lines one chunk holds. Lines are leased a chunk at a
+// time: one lease row covers them all, so claiming costs nothing per line.
+const ChunkLines = 256
 
 // Request is one request line of a batch, as the engine claims it.
 type Request struct {
 	BatchID  string
+	Chunk    int // the lease unit: the request's ordinal in the batch / ChunkLines
 	Line     int // 1-based physical line in the input file
 	CustomID string
 	Offset   int64 // byte offset of the line in the input file
@@ -181,6 +172,7 @@ type Request struct {
 // (Succeeded) or the error file (not Succeeded).
 type Result struct {
 	BatchID   string
+	Chunk     int
 	Line      int
 	Succeeded bool
 	Output    []byte // one JSON object, no newline

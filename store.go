@@ -37,27 +37,31 @@ type Store interface {
 	// timestamps in one transaction, so both files exist exactly when the batch says so.
 	FinishBatch(ctx context.Context, id string, files []*File, upd BatchUpdate) (*Batch, error)
 
-	// AddRequests inserts request rows of a batch, pending. Rows whose line already
-	// exists are left as they are, so a validation cut off by a crash can run again.
+	// AddRequests inserts request rows of a batch and their chunks. All the lines of a
+	// chunk come in one call. Rows that exist are left as they are, so a validation cut
+	// off by a crash can run again.
 	AddRequests(ctx context.Context, batchID string, reqs []Request) error
-	// ClaimRequests leases up to n claimable lines of a batch to owner until the
-	// given time: pending lines, lowest first, and when there are too few of those,
-	// leased lines whose lease ran out, lowest first. It returns them in line order.
+	// ClaimRequests leases to owner, until the given time, the lowest claimable chunks
+	// of a batch (pending, or leased with a lease that ran out) holding about n lines
+	// (at least one chunk), and returns their lines that have no result yet, in line
+	// order. It returns nothing when no chunk is claimable.
 	ClaimRequests(ctx context.Context, batchID, owner string, n int, until time.Time) ([]Request, error)
-	// ExtendLeases moves the lease of every line owner holds to until.
+	// ExtendLeases moves the lease of every chunk owner holds to until.
 	ExtendLeases(ctx context.Context, owner string, until time.Time) error
-	// ReleaseRequests makes lines that owner holds pending again.
+	// ReleaseRequests makes the chunks of reqs that owner holds claimable again at once.
 	ReleaseRequests(ctx context.Context, owner string, reqs []Request) error
-	// CommitResults stores the results of lines owner holds and adds them to their
-	// batches' request counts, in one transaction. A result for a line owner no longer
-	// holds is dropped and not counted. It returns how many were stored.
+	// CommitResults stores the results of lines whose chunk owner holds, and adds them
+	// to their batches' request counts, in one transaction. A result for a line that
+	// has one already, or whose chunk owner no longer holds, is dropped and not
+	// counted. A chunk whose every line has a result is done. It returns how many
+	// results were stored.
 	CommitResults(ctx context.Context, owner string, results []Result) (int, error)
-	// CountLeased returns how many lines of the batch are leased with a lease that has
+	// CountLeased returns how many chunks of the batch are leased with a lease that has
 	// not run out at now.
 	CountLeased(ctx context.Context, batchID string, now time.Time) (int, error)
-	// EachResult calls fn with every stored result of the batch: the successes, then
-	// the failures, each in the order they were committed.
-	EachResult(ctx context.Context, batchID string, fn func(Result) error) error
+	// EachResult calls fn with every stored result of the batch that succeeded (or
+	// failed), in line order.
+	EachResult(ctx context.Context, batchID string, succeeded bool, fn func(Result) error) error
 
 	// Close releases the store's resources.
 	Close() error

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/sluice-batch/sluice"
@@ -10,10 +11,27 @@ import (
 // committer turns the results of many workers into few transactions: it takes what is
 // waiting, up to CommitSize, and commits it at once. Under load groups grow; when idle
 // a lone result commits alone, without waiting for company.
+//
+// It also keeps the engine's side of chunk leases: a claimed chunk stays leased until
+// each of its lines here is committed or abandoned; if any was abandoned (a stop, a
+// cancel), the chunk is released so its unfinished lines can be claimed again at once.
 type committer struct {
 	e    *Engine
 	in   chan item
 	done chan struct{}
+
+	mu     sync.Mutex
+	chunks map[chunkKey]*chunkState
+}
+
+type chunkKey struct {
+	batchID string
+	chunk   int
+}
+
+type chunkState struct {
+	outstanding int  // lines claimed here and not yet committed or abandoned
+	abandoned   bool // a line was given up unsent
 }
 
 type item struct {
@@ -23,7 +41,7 @@ type item struct {
 }
 
 func newCommitter(e *Engine) *committer {
-	return &committer{e: e, in: make(chan item, 4*e.opts.CommitSize), done: make(chan struct{})}
+	return &committer{e: e, in: make(chan item, 4*e.opts.CommitSize), done: make(chan struct{}), chunks: make(map[chunkKey]*chunkState)}
 }
 
 func (c *committer) start() { go c.loop() }
@@ -32,6 +50,21 @@ func (c *committer) start() { go c.loop() }
 func (c *committer) stop() {
 	close(c.in)
 	<-c.done
+}
+
+// track records lines just claimed, before any of them can come back.
+func (c *committer) track(reqs []sluice.Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, q := range reqs {
+		k := chunkKey{q.BatchID, q.Chunk}
+		st := c.chunks[k]
+		if st == nil {
+			st = &chunkState{}
+			c.chunks[k] = st
+		}
+		st.outstanding++
+	}
 }
 
 func (c *committer) add(r *run, res sluice.Result) { c.in <- item{run: r, result: res} }
@@ -88,37 +121,43 @@ func (c *committer) loop() {
 }
 
 // flush commits one group, retrying until the store takes it: results held here are
-// finished work, and dropping them would send their lines again.
+// finished work, and dropping them would send their lines again. Then it releases the
+// chunks this group left with nothing outstanding and a line abandoned.
 func (c *committer) flush(group []item) {
-	var (
-		results  []sluice.Result
-		releases []sluice.Request
-	)
+	var results []sluice.Result
 	for _, it := range group {
-		if it.release != nil {
-			releases = append(releases, *it.release)
-		} else {
+		if it.release == nil {
 			results = append(results, it.result)
 		}
 	}
-	ctx := context.Background()
-	for attempt := 1; ; attempt++ {
-		var err error
-		if len(results) > 0 {
-			if _, err = c.e.store.CommitResults(ctx, c.e.opts.Owner, results); err == nil {
-				results = nil
+	if len(results) > 0 {
+		c.retry(func() error {
+			_, err := c.e.store.CommitResults(context.Background(), c.e.opts.Owner, results)
+			return err
+		})
+	}
+	var release []sluice.Request
+	c.mu.Lock()
+	for _, it := range group {
+		k, abandoned := chunkKey{it.result.BatchID, it.result.Chunk}, false
+		if it.release != nil {
+			k, abandoned = chunkKey{it.release.BatchID, it.release.Chunk}, true
+		}
+		st := c.chunks[k]
+		if st == nil {
+			continue
+		}
+		st.abandoned = st.abandoned || abandoned
+		if st.outstanding--; st.outstanding == 0 {
+			if st.abandoned {
+				release = append(release, sluice.Request{BatchID: k.batchID, Chunk: k.chunk})
 			}
+			delete(c.chunks, k)
 		}
-		if err == nil && len(releases) > 0 {
-			if err = c.e.store.ReleaseRequests(ctx, c.e.opts.Owner, releases); err == nil {
-				releases = nil
-			}
-		}
-		if err == nil {
-			break
-		}
-		c.e.log.ErrorContext(ctx, "commit results; retrying", "results", len(results), "releases", len(releases), "attempt", attempt, "err", err)
-		time.Sleep(min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second))
+	}
+	c.mu.Unlock()
+	if len(release) > 0 {
+		c.retry(func() error { return c.e.store.ReleaseRequests(context.Background(), c.e.opts.Owner, release) })
 	}
 	idle := false
 	for _, it := range group {
@@ -128,5 +167,18 @@ func (c *committer) flush(group []item) {
 	}
 	if idle {
 		c.e.Notify()
+	}
+}
+
+// retry runs fn until it succeeds, backing off; the store being away must not lose
+// finished work.
+func (c *committer) retry(fn func() error) {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return
+		}
+		c.e.log.Error("store write failed; retrying", "attempt", attempt, "err", err)
+		time.Sleep(min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second))
 	}
 }

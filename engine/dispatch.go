@@ -179,6 +179,7 @@ func (e *Engine) claimAndQueue(ctx context.Context, d *deployment, r *run) (int,
 		return 0, err
 	}
 	r.inflight.Add(int64(len(reqs)))
+	e.commit.track(reqs)
 	jobs, err := e.readLines(ctx, r, reqs)
 	if err != nil {
 		e.commit.releaseAll(r, reqs)
@@ -247,7 +248,7 @@ func (e *Engine) worker(ctx context.Context, d *deployment, c *upstream.Client) 
 // send runs one line to its end: a result to commit, or ok false when ctx ended first
 // and the line must be released unsent.
 func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j job) (res sluice.Result, ok bool) {
-	res = sluice.Result{BatchID: j.req.BatchID, Line: j.req.Line}
+	res = sluice.Result{BatchID: j.req.BatchID, Chunk: j.req.Chunk, Line: j.req.Line}
 	id := sluice.NewRequestID()
 	defer func() {
 		if p := recover(); p != nil {
@@ -256,21 +257,18 @@ func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j 
 			res.Output = jsonl.AppendError(nil, id, j.req.CustomID, "internal_error", "The server failed while running this request.")
 		}
 	}()
-	req, err := jsonl.ParseRequest(j.line)
-	if err == nil {
-		model := c.Upstream().Model
-		if model == "" {
-			model = d.Name
-		}
-		req.Body, err = jsonl.SetModel(req.Body, model)
+	model := c.Upstream().Model
+	if model == "" {
+		model = d.Name
 	}
+	body, err := jsonl.DispatchBody(j.line, model)
 	if err != nil {
 		res.Output = jsonl.AppendError(nil, id, j.req.CustomID, "invalid_request", "The request line could not be read: "+err.Error())
 		return res, true
 	}
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
-		resp, err := c.Do(actx, j.run.path, req.Body)
+		resp, err := c.Do(actx, j.run.path, body)
 		cancel()
 		if ctx.Err() != nil {
 			return res, false
@@ -294,16 +292,14 @@ func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j 
 		if wait <= 0 {
 			wait = e.backoff(attempt)
 		}
-		wait = min(wait, 10*time.Minute)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if e.opts.WaitFunc(ctx, min(wait, maxRetryAfter)) != nil {
 			return res, false
-		case <-t.C:
 		}
 	}
 }
+
+// maxRetryAfter caps the wait an upstream's Retry-After can ask for.
+const maxRetryAfter = 10 * time.Minute
 
 // backoff is the wait before attempt+1: exponential from BackoffBase, capped at
 // BackoffMax, with jitter over its upper half.

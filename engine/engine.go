@@ -47,6 +47,9 @@ type Options struct {
 	CancelGrace time.Duration
 	// HTTPClient sends upstream requests; default one transport per upstream.
 	HTTPClient *http.Client
+	// WaitFunc waits d before a retry, or until ctx ends; default a timer. Tests inject
+	// it to see the waits asked for without spending them.
+	WaitFunc func(ctx context.Context, d time.Duration) error
 }
 
 func (o *Options) withDefaults() Options {
@@ -83,6 +86,9 @@ func (o *Options) withDefaults() Options {
 	def(&out.BackoffMax, 30*time.Second)
 	def(&out.RequestTimeout, 10*time.Minute)
 	def(&out.CancelGrace, 30*time.Second)
+	if out.WaitFunc == nil {
+		out.WaitFunc = wait
+	}
 	return out
 }
 
@@ -326,5 +332,17 @@ func (e *Engine) heartbeat(ctx context.Context) {
 				e.log.ErrorContext(ctx, "extend leases", "err", err)
 			}
 		}
+	}
+}
+
+// wait sleeps d unless ctx ends first.
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }

@@ -81,10 +81,7 @@ func (e *Engine) writeResults(ctx context.Context, id, batchID string, succeeded
 	pr, pw := io.Pipe()
 	go func() {
 		bw := bufio.NewWriterSize(pw, 64<<10)
-		err := e.store.EachResult(ctx, batchID, func(r sluice.Result) error {
-			if r.Succeeded != succeeded {
-				return nil
-			}
+		err := e.store.EachResult(ctx, batchID, succeeded, func(r sluice.Result) error {
 			if _, err := bw.Write(r.Output); err != nil {
 				return err
 			}

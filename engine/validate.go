@@ -9,8 +9,9 @@ import (
 	"github.com/sluice-batch/sluice/jsonl"
 )
 
-// addChunk is how many request rows one validation transaction inserts.
-const addChunk = 2000
+// addChunk is how many request rows one validation transaction inserts: whole chunks,
+// as the store wants every line of a chunk in one call.
+const addChunk = 8 * sluice.ChunkLines
 
 // validate checks a batch against what the upload scan recorded and the configured
 // deployments, then writes one request row per line and starts it, or fails it with
@@ -77,8 +78,11 @@ func (e *Engine) addRequests(ctx context.Context, batchID, fileID string) error 
 		chunk = chunk[:0]
 		return err
 	}
+	ordinal := 0
 	err = jsonl.ReadIndex(rc, func(en jsonl.Entry) error {
-		chunk = append(chunk, sluice.Request{BatchID: batchID, Line: en.Line, CustomID: en.CustomID, Offset: en.Offset, Length: en.Length})
+		chunk = append(chunk, sluice.Request{BatchID: batchID, Chunk: ordinal / sluice.ChunkLines, Line: en.Line,
+			CustomID: en.CustomID, Offset: en.Offset, Length: en.Length})
+		ordinal++
 		if len(chunk) == addChunk {
 			return flush()
 		}

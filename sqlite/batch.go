@@ -250,68 +250,83 @@ func (s *Store) AddRequests(ctx context.Context, batchID string, reqs []sluice.R
 		return fmt.Errorf("add requests: %w", err)
 	}
 	defer tx.Rollback()
-	for len(reqs) > 0 {
-		chunk := reqs[:min(len(reqs), rowsPerStatement)]
-		reqs = reqs[len(chunk):]
-		args := make([]any, 0, 5*len(chunk))
-		for _, r := range chunk {
-			args = append(args, batchID, r.Line, r.CustomID, r.Offset, r.Length)
+	type span struct{ first, last, n int }
+	chunks := make(map[int]*span)
+	var order []int
+	for _, r := range reqs {
+		c := chunks[r.Chunk]
+		if c == nil {
+			c = &span{first: r.Line, last: r.Line}
+			chunks[r.Chunk] = c
+			order = append(order, r.Chunk)
 		}
-		q := `INSERT INTO requests (batch_id, line, custom_id, off, len) VALUES ` + valuesList(len(chunk), 5) +
+		c.first, c.last, c.n = min(c.first, r.Line), max(c.last, r.Line), c.n+1
+	}
+	for todo := reqs; len(todo) > 0; {
+		chunk := todo[:min(len(todo), rowsPerStatement)]
+		todo = todo[len(chunk):]
+		args := make([]any, 0, 6*len(chunk))
+		for _, r := range chunk {
+			args = append(args, batchID, r.Line, r.Chunk, r.CustomID, r.Offset, r.Length)
+		}
+		q := `INSERT INTO requests (batch_id, line, chunk, custom_id, off, len) VALUES ` + valuesList(len(chunk), 6) +
 			` ON CONFLICT (batch_id, line) DO NOTHING`
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("add requests of %s: %w", batchID, err)
 		}
 	}
+	for _, n := range order {
+		c := chunks[n]
+		_, err := tx.ExecContext(ctx, `INSERT INTO chunks (batch_id, chunk, first_line, last_line, remaining) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (batch_id, chunk) DO NOTHING`, batchID, n, c.first, c.last, c.n)
+		if err != nil {
+			return fmt.Errorf("add chunks of %s: %w", batchID, err)
+		}
+	}
 	return tx.Commit()
 }
 
-// ClaimRequests implements sluice.Store. Pending lines come through their partial
-// index at a cost that does not grow with the batch; lines whose lease ran out are
-// looked for only when too few pending ones are left, as that walks the whole batch.
+// ClaimRequests implements sluice.Store.
 func (s *Store) ClaimRequests(ctx context.Context, batchID, owner string, n int, until time.Time) ([]sluice.Request, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
 	defer tx.Rollback()
-	out := make([]sluice.Request, 0, n)
-	for pass := range 2 {
-		if len(out) >= n {
-			break
+	want := max(1, (n+sluice.ChunkLines-1)/sluice.ChunkLines)
+	rows, err := tx.QueryContext(ctx, `UPDATE chunks SET state = 1, owner = ?, lease_until = ?
+		WHERE batch_id = ? AND chunk IN (SELECT chunk FROM chunks WHERE batch_id = ? AND (state = 0 OR (state = 1 AND lease_until < ?))
+			ORDER BY chunk LIMIT ?)
+		RETURNING chunk, first_line, last_line`, owner, until.UnixMilli(), batchID, batchID, s.now().UnixMilli(), want)
+	if err != nil {
+		return nil, fmt.Errorf("claim chunks of %s: %w", batchID, err)
+	}
+	type span struct{ chunk, first, last int }
+	var spans []span
+	for rows.Next() {
+		var sp span
+		if err := rows.Scan(&sp.chunk, &sp.first, &sp.last); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("claim chunks of %s: %w", batchID, err)
 		}
-		args := []any{owner, until.UnixMilli(), batchID, batchID}
-		where := `state = 0`
-		if pass == 1 {
-			// Expired leases, but not the lines this claim just took (a lease given
-			// already run out would match otherwise).
-			where = `state = 1 AND lease_until < ?`
-			args = append(args, s.now().UnixMilli())
-			if len(out) > 0 {
-				where += ` AND line NOT IN (` + placeholders(len(out)) + `)`
-				for _, r := range out {
-					args = append(args, r.Line)
-				}
-			}
-		}
-		args = append(args, n-len(out))
-		rows, err := tx.QueryContext(ctx, `UPDATE requests SET state = 1, owner = ?, lease_until = ?
-			WHERE batch_id = ? AND line IN (SELECT line FROM requests WHERE batch_id = ? AND `+where+` ORDER BY line LIMIT ?)
-			RETURNING line, custom_id, off, len`, args...)
+		spans = append(spans, sp)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("claim chunks of %s: %w", batchID, err)
+	}
+	var out []sluice.Request
+	for _, sp := range spans {
+		got, err := unfinished(ctx, tx, batchID, sp.chunk, sp.first, sp.last)
 		if err != nil {
-			return nil, fmt.Errorf("claim requests of %s: %w", batchID, err)
+			return nil, err
 		}
-		for rows.Next() {
-			r := sluice.Request{BatchID: batchID}
-			if err := rows.Scan(&r.Line, &r.CustomID, &r.Offset, &r.Length); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("claim requests of %s: %w", batchID, err)
+		if len(got) == 0 { // every line has a result: the chunk is done
+			if _, err := tx.ExecContext(ctx, `UPDATE chunks SET state = 2, owner = NULL, lease_until = NULL, remaining = 0
+				WHERE batch_id = ? AND chunk = ?`, batchID, sp.chunk); err != nil {
+				return nil, fmt.Errorf("claim chunks of %s: %w", batchID, err)
 			}
-			out = append(out, r)
 		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return nil, fmt.Errorf("claim requests of %s: %w", batchID, err)
-		}
+		out = append(out, got...)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("claim requests of %s: %w", batchID, err)
@@ -320,47 +335,70 @@ func (s *Store) ClaimRequests(ctx context.Context, batchID, owner string, n int,
 	return out, nil
 }
 
+// unfinished returns the lines of a chunk that have no result.
+func unfinished(ctx context.Context, tx *sql.Tx, batchID string, chunk, first, last int) ([]sluice.Request, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT r.line, r.custom_id, r.off, r.len FROM requests r
+		WHERE r.batch_id = ? AND r.line BETWEEN ? AND ? AND r.chunk = ?
+		AND NOT EXISTS (SELECT 1 FROM results x WHERE x.batch_id = r.batch_id AND x.line = r.line)
+		ORDER BY r.line`, batchID, first, last, chunk)
+	if err != nil {
+		return nil, fmt.Errorf("read chunk %d of %s: %w", chunk, batchID, err)
+	}
+	defer rows.Close()
+	var out []sluice.Request
+	for rows.Next() {
+		r := sluice.Request{BatchID: batchID, Chunk: chunk}
+		if err := rows.Scan(&r.Line, &r.CustomID, &r.Offset, &r.Length); err != nil {
+			return nil, fmt.Errorf("read chunk %d of %s: %w", chunk, batchID, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read chunk %d of %s: %w", chunk, batchID, err)
+	}
+	return out, nil
+}
+
 // ExtendLeases implements sluice.Store.
 func (s *Store) ExtendLeases(ctx context.Context, owner string, until time.Time) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE requests SET lease_until = ? WHERE state = 1 AND owner = ?`, until.UnixMilli(), owner)
+	_, err := s.w.ExecContext(ctx, `UPDATE chunks SET lease_until = ? WHERE state = 1 AND owner = ?`, until.UnixMilli(), owner)
 	if err != nil {
 		return fmt.Errorf("extend leases: %w", err)
 	}
 	return nil
 }
 
+type chunkKey struct {
+	batchID string
+	chunk   int
+}
+
 // ReleaseRequests implements sluice.Store.
 func (s *Store) ReleaseRequests(ctx context.Context, owner string, reqs []sluice.Request) error {
+	seen := make(map[chunkKey]bool)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("release requests: %w", err)
 	}
 	defer tx.Rollback()
-	byBatch := make(map[string][]int)
 	for _, r := range reqs {
-		byBatch[r.BatchID] = append(byBatch[r.BatchID], r.Line)
-	}
-	for batchID, lines := range byBatch {
-		for len(lines) > 0 {
-			chunk := lines[:min(len(lines), rowsPerStatement)]
-			lines = lines[len(chunk):]
-			args := []any{batchID, owner}
-			for _, l := range chunk {
-				args = append(args, l)
-			}
-			_, err := tx.ExecContext(ctx, `UPDATE requests SET state = 0, owner = NULL, lease_until = NULL
-				WHERE batch_id = ? AND state = 1 AND owner = ? AND line IN (`+placeholders(len(chunk))+`)`, args...)
-			if err != nil {
-				return fmt.Errorf("release requests of %s: %w", batchID, err)
-			}
+		k := chunkKey{r.BatchID, r.Chunk}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		_, err := tx.ExecContext(ctx, `UPDATE chunks SET state = 0, owner = NULL, lease_until = NULL
+			WHERE batch_id = ? AND chunk = ? AND state = 1 AND owner = ?`, r.BatchID, r.Chunk, owner)
+		if err != nil {
+			return fmt.Errorf("release chunk %d of %s: %w", r.Chunk, r.BatchID, err)
 		}
 	}
 	return tx.Commit()
 }
 
-// CommitResults implements sluice.Store. Per batch and outcome, one UPDATE moves the
-// lines this owner still holds out of the leased state and returns them; only their
-// results are appended, with one INSERT per 500, and counted.
+// CommitResults implements sluice.Store. Per chunk and outcome, one INSERT appends the
+// results (skipping lines that have one), then the chunk and batch counters move by
+// what it inserted.
 func (s *Store) CommitResults(ctx context.Context, owner string, results []sluice.Result) (int, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -368,35 +406,57 @@ func (s *Store) CommitResults(ctx context.Context, owner string, results []sluic
 	}
 	defer tx.Rollback()
 	type key struct {
-		batchID   string
+		chunkKey
 		succeeded bool
 	}
 	groups := make(map[key][]*sluice.Result)
+	var order []key
 	for i := range results {
 		r := &results[i]
-		k := key{r.BatchID, r.Succeeded}
+		k := key{chunkKey{r.BatchID, r.Chunk}, r.Succeeded}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
 		groups[k] = append(groups[k], r)
 	}
+	held := make(map[chunkKey]bool)
 	stored := 0
-	for k, rs := range groups {
-		held, err := takeHeld(ctx, tx, k.batchID, owner, k.succeeded, rs)
+	for _, k := range order {
+		h, ok := held[k.chunkKey]
+		if !ok {
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM chunks WHERE batch_id = ? AND chunk = ? AND state = 1 AND owner = ?`,
+				k.batchID, k.chunk, owner).Scan(&one)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return 0, fmt.Errorf("commit results: %w", err)
+			}
+			h = err == nil
+			held[k.chunkKey] = h
+		}
+		if !h {
+			continue // the lease passed to another owner; its results will count
+		}
+		n, err := appendResults(ctx, tx, groups[k])
 		if err != nil {
 			return 0, err
 		}
-		if err := appendResults(ctx, tx, held); err != nil {
-			return 0, err
-		}
-		if len(held) == 0 {
+		if n == 0 {
 			continue
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE chunks SET remaining = remaining - ?,
+			state = CASE WHEN remaining - ? <= 0 THEN 2 ELSE state END,
+			owner = CASE WHEN remaining - ? <= 0 THEN NULL ELSE owner END
+			WHERE batch_id = ? AND chunk = ?`, n, n, n, k.batchID, k.chunk); err != nil {
+			return 0, fmt.Errorf("count chunk results: %w", err)
 		}
 		col := "failed"
 		if k.succeeded {
 			col = "completed"
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE batches SET `+col+` = `+col+` + ? WHERE id = ?`, len(held), k.batchID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE batches SET `+col+` = `+col+` + ? WHERE id = ?`, n, k.batchID); err != nil {
 			return 0, fmt.Errorf("count results of %s: %w", k.batchID, err)
 		}
-		stored += len(held)
+		stored += n
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("commit results: %w", err)
@@ -404,47 +464,10 @@ func (s *Store) CommitResults(ctx context.Context, owner string, results []sluic
 	return stored, nil
 }
 
-// takeHeld marks the lines of rs that owner still holds as done and returns their results.
-func takeHeld(ctx context.Context, tx *sql.Tx, batchID, owner string, succeeded bool, rs []*sluice.Result) ([]*sluice.Result, error) {
-	state := sluice.RequestFailed
-	if succeeded {
-		state = sluice.RequestSucceeded
-	}
-	isHeld := make(map[int]bool, len(rs))
-	for todo := rs; len(todo) > 0; {
-		chunk := todo[:min(len(todo), rowsPerStatement)]
-		todo = todo[len(chunk):]
-		args := []any{int(state), batchID, owner}
-		for _, r := range chunk {
-			args = append(args, r.Line)
-		}
-		rows, err := tx.QueryContext(ctx, `UPDATE requests SET state = ?, owner = NULL, lease_until = NULL
-			WHERE batch_id = ? AND state = 1 AND owner = ? AND line IN (`+placeholders(len(chunk))+`) RETURNING line`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("commit results of %s: %w", batchID, err)
-		}
-		for rows.Next() {
-			var line int
-			if err := rows.Scan(&line); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("commit results of %s: %w", batchID, err)
-			}
-			isHeld[line] = true
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return nil, fmt.Errorf("commit results of %s: %w", batchID, err)
-		}
-	}
-	held := make([]*sluice.Result, 0, len(isHeld))
-	for _, r := range rs { // in the caller's order, which is the commit order
-		if isHeld[r.Line] {
-			held = append(held, r)
-		}
-	}
-	return held, nil
-}
-
-func appendResults(ctx context.Context, tx *sql.Tx, rs []*sluice.Result) error {
+// appendResults inserts results, skipping lines that have one, and returns how many
+// it inserted.
+func appendResults(ctx context.Context, tx *sql.Tx, rs []*sluice.Result) (int, error) {
+	n := 0
 	for len(rs) > 0 {
 		chunk := rs[:min(len(rs), rowsPerStatement)]
 		rs = rs[len(chunk):]
@@ -452,17 +475,24 @@ func appendResults(ctx context.Context, tx *sql.Tx, rs []*sluice.Result) error {
 		for _, r := range chunk {
 			args = append(args, r.BatchID, r.Line, r.Succeeded, r.Output)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO results (batch_id, line, succeeded, output) VALUES `+valuesList(len(chunk), 4), args...); err != nil {
-			return fmt.Errorf("append results: %w", err)
+		res, err := tx.ExecContext(ctx, `INSERT INTO results (batch_id, line, succeeded, output) VALUES `+valuesList(len(chunk), 4)+
+			` ON CONFLICT (batch_id, line) DO NOTHING`, args...)
+		if err != nil {
+			return 0, fmt.Errorf("append results: %w", err)
 		}
+		m, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("append results: %w", err)
+		}
+		n += int(m)
 	}
-	return nil
+	return n, nil
 }
 
 // CountLeased implements sluice.Store.
 func (s *Store) CountLeased(ctx context.Context, batchID string, now time.Time) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM requests WHERE batch_id = ? AND state = 1 AND lease_until >= ?`,
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM chunks WHERE batch_id = ? AND state = 1 AND lease_until >= ?`,
 		batchID, now.UnixMilli()).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count leased of %s: %w", batchID, err)
@@ -471,15 +501,16 @@ func (s *Store) CountLeased(ctx context.Context, batchID string, now time.Time) 
 }
 
 // EachResult implements sluice.Store.
-func (s *Store) EachResult(ctx context.Context, batchID string, fn func(sluice.Result) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT line, succeeded, output FROM results WHERE batch_id = ? ORDER BY succeeded DESC, rowid`, batchID)
+func (s *Store) EachResult(ctx context.Context, batchID string, succeeded bool, fn func(sluice.Result) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT line, output FROM results WHERE batch_id = ? AND succeeded = ? ORDER BY line`,
+		batchID, succeeded)
 	if err != nil {
 		return fmt.Errorf("read results of %s: %w", batchID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		r := sluice.Result{BatchID: batchID}
-		if err := rows.Scan(&r.Line, &r.Succeeded, &r.Output); err != nil {
+		r := sluice.Result{BatchID: batchID, Succeeded: succeeded}
+		if err := rows.Scan(&r.Line, &r.Output); err != nil {
 			return fmt.Errorf("read results of %s: %w", batchID, err)
 		}
 		if err := fn(r); err != nil {

@@ -33,10 +33,10 @@ func BenchmarkLineLifecycle(b *testing.B) {
 		}
 		reqs := make([]sluice.Request, n)
 		for i := range reqs {
-			reqs[i] = sluice.Request{BatchID: id, Line: i + 1, CustomID: fmt.Sprint("req-", i), Offset: int64(i) * 200, Length: 199}
+			reqs[i] = sluice.Request{BatchID: id, Chunk: i / sluice.ChunkLines, Line: i + 1, CustomID: fmt.Sprint("req-", i), Offset: int64(i) * 200, Length: 199}
 		}
 		for len(reqs) > 0 {
-			chunk := reqs[:min(2000, len(reqs))]
+			chunk := reqs[:min(2048, len(reqs))]
 			reqs = reqs[len(chunk):]
 			if err := s.AddRequests(ctx, id, chunk); err != nil {
 				b.Fatal(err)
@@ -71,7 +71,7 @@ func BenchmarkLineLifecycle(b *testing.B) {
 		reqs := claimAll(id, b.N)
 		results := make([]sluice.Result, len(reqs))
 		for i, r := range reqs {
-			results[i] = sluice.Result{BatchID: id, Line: r.Line, Succeeded: true, Output: output}
+			results[i] = sluice.Result{BatchID: id, Chunk: r.Chunk, Line: r.Line, Succeeded: true, Output: output}
 		}
 		b.ResetTimer()
 		for len(results) > 0 {

@@ -43,28 +43,36 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE INDEX IF NOT EXISTS batches_status ON batches (status);
 CREATE INDEX IF NOT EXISTS batches_input ON batches (input_file_id);
 
--- One row per request line, keyed by (batch_id, line) so a line is one B-tree entry.
--- Rows stay small and are updated in place; results live in their own append-only table.
+-- One row per request line, written once at validation.
 CREATE TABLE IF NOT EXISTS requests (
+	batch_id  TEXT NOT NULL,
+	line      INTEGER NOT NULL,
+	chunk     INTEGER NOT NULL,
+	custom_id TEXT NOT NULL,
+	off       INTEGER NOT NULL,
+	len       INTEGER NOT NULL,
+	PRIMARY KEY (batch_id, line)
+) WITHOUT ROWID;
+
+-- Leases are per chunk of lines. state: 0 pending, 1 leased, 2 done. remaining counts
+-- the chunk's lines without a result.
+CREATE TABLE IF NOT EXISTS chunks (
 	batch_id    TEXT NOT NULL,
-	line        INTEGER NOT NULL,
-	custom_id   TEXT NOT NULL,
-	off         INTEGER NOT NULL,
-	len         INTEGER NOT NULL,
+	chunk       INTEGER NOT NULL,
+	first_line  INTEGER NOT NULL,
+	last_line   INTEGER NOT NULL,
+	remaining   INTEGER NOT NULL,
 	state       INTEGER NOT NULL DEFAULT 0,
 	owner       TEXT,
 	lease_until INTEGER,
-	PRIMARY KEY (batch_id, line)
+	PRIMARY KEY (batch_id, chunk)
 ) WITHOUT ROWID;
--- Claims take pending lines through this index; a claimed line leaves it for good
--- unless released.
-CREATE INDEX IF NOT EXISTS requests_pending ON requests (batch_id, line) WHERE state = 0;
 
--- Results in commit order. Finalize reads one batch's successes, then its failures.
+-- At most one result per line, in line order per batch.
 CREATE TABLE IF NOT EXISTS results (
 	batch_id  TEXT NOT NULL,
 	line      INTEGER NOT NULL,
 	succeeded INTEGER NOT NULL,
-	output    BLOB NOT NULL
+	output    BLOB NOT NULL,
+	PRIMARY KEY (batch_id, line)
 );
-CREATE INDEX IF NOT EXISTS results_batch ON results (batch_id, succeeded);

@@ -82,13 +82,13 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("migrate sqlite: %w", err)
 	}
 	if !opts.KeepLeases {
-		res, err := w.ExecContext(ctx, `UPDATE requests SET state = 0, owner = NULL, lease_until = NULL WHERE state = 1`)
+		res, err := w.ExecContext(ctx, `UPDATE chunks SET state = 0, owner = NULL, lease_until = NULL WHERE state = 1`)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("release leases: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n > 0 {
-			s.log.InfoContext(ctx, "released leases of a previous process", "lines", n)
+			s.log.InfoContext(ctx, "released leases of a previous process", "chunks", n)
 		}
 	}
 	return s, nil

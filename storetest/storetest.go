@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/sluice-batch/sluice"
 )
 
@@ -53,12 +55,21 @@ func newBatch(id, inputFileID string, status sluice.Status, created int64) *slui
 	}
 }
 
-// newRequests returns the request rows of lines from..to of a batch.
+// Sizes of test batches, in request lines.
+const (
+	oneChunk    = 3                        // chunk 0 of 3 lines
+	twoChunks   = sluice.ChunkLines + 44   // 300 lines: chunk 0 full, chunk 1 of 44 lines
+	threeChunks = 2*sluice.ChunkLines + 10 // chunks 0 and 1 full, chunk 2 of 10 lines
+)
+
+// newRequests returns the request rows of lines from..to of a batch whose request lines
+// are lines 1, 2, ... of its input file, so line l is in chunk (l-1)/ChunkLines.
 func newRequests(batchID string, from, to int) []sluice.Request {
 	var reqs []sluice.Request
 	for line := from; line <= to; line++ {
 		reqs = append(reqs, sluice.Request{
 			BatchID:  batchID,
+			Chunk:    (line - 1) / sluice.ChunkLines,
 			Line:     line,
 			CustomID: fmt.Sprintf("req-%d", line),
 			Offset:   int64(line-1) * 100,
@@ -66,6 +77,63 @@ func newRequests(batchID string, from, to int) []sluice.Request {
 		})
 	}
 	return reqs
+}
+
+// inChunks returns the requests of reqs that are in one of chunks, in the order of reqs.
+func inChunks(reqs []sluice.Request, chunks ...int) []sluice.Request {
+	var out []sluice.Request
+	for _, r := range reqs {
+		if slices.Contains(chunks, r.Chunk) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// newResult returns the result of a line of a batch laid out as newRequests does.
+func newResult(batchID string, line int, succeeded bool, output string) sluice.Result {
+	return sluice.Result{
+		BatchID:   batchID,
+		Chunk:     (line - 1) / sluice.ChunkLines,
+		Line:      line,
+		Succeeded: succeeded,
+		Output:    []byte(output),
+	}
+}
+
+// resultsFor returns a result for each of reqs: odd lines succeed, even lines fail.
+func resultsFor(reqs []sluice.Request) []sluice.Result {
+	out := make([]sluice.Result, 0, len(reqs))
+	for _, r := range reqs {
+		out = append(out, newResult(r.BatchID, r.Line, r.Line%2 == 1, fmt.Sprintf(`{"custom_id":%q}`, r.CustomID)))
+	}
+	return out
+}
+
+// countsOf returns the request counts that storing results adds to a batch.
+func countsOf(results []sluice.Result) sluice.RequestCounts {
+	var c sluice.RequestCounts
+	for _, r := range results {
+		if r.Succeeded {
+			c.Completed++
+		} else {
+			c.Failed++
+		}
+	}
+	return c
+}
+
+// ignoreChunk compares results EachResult yields: the contract does not say that it
+// sets Chunk, and the engine writes only Output.
+var ignoreChunk = cmpopts.IgnoreFields(sluice.Result{}, "Chunk")
+
+// requestsDiff is cmp.Diff of claimed requests, but when the claim holds other lines
+// it reports only the difference of the line numbers, to keep it short.
+func requestsDiff(want, got []sluice.Request) string {
+	if diff := cmp.Diff(lines(want), lines(got)); diff != "" {
+		return "lines: " + diff
+	}
+	return cmp.Diff(want, got)
 }
 
 func fileIDs(files []*sluice.File) []string {
@@ -156,7 +224,23 @@ func MustCommitResults(tb testing.TB, s sluice.Store, owner string, results []sl
 	return n
 }
 
-// MustCountLeased returns how many lines of batchID hold a lease live at now.
+// MustExtendLeases moves the leases of every chunk owner holds to until.
+func MustExtendLeases(tb testing.TB, s sluice.Store, owner string, until time.Time) {
+	tb.Helper()
+	if err := s.ExtendLeases(tb.Context(), owner, until); err != nil {
+		tb.Fatalf("extend leases of %s: %v", owner, err)
+	}
+}
+
+// MustReleaseRequests releases the chunks of reqs that owner holds.
+func MustReleaseRequests(tb testing.TB, s sluice.Store, owner string, reqs []sluice.Request) {
+	tb.Helper()
+	if err := s.ReleaseRequests(tb.Context(), owner, reqs); err != nil {
+		tb.Fatalf("release requests of %s: %v", owner, err)
+	}
+}
+
+// MustCountLeased returns how many chunks of batchID hold a lease live at now.
 func MustCountLeased(tb testing.TB, s sluice.Store, batchID string, now time.Time) int {
 	tb.Helper()
 	n, err := s.CountLeased(tb.Context(), batchID, now)
@@ -166,18 +250,26 @@ func MustCountLeased(tb testing.TB, s sluice.Store, batchID string, now time.Tim
 	return n
 }
 
-// MustResults returns every stored result of batchID, in the order EachResult yields them.
-func MustResults(tb testing.TB, s sluice.Store, batchID string) []sluice.Result {
+// MustEachResult returns the stored results of batchID that succeeded (or failed), as
+// EachResult yields them.
+func MustEachResult(tb testing.TB, s sluice.Store, batchID string, succeeded bool) []sluice.Result {
 	tb.Helper()
 	var out []sluice.Result
-	err := s.EachResult(tb.Context(), batchID, func(r sluice.Result) error {
+	err := s.EachResult(tb.Context(), batchID, succeeded, func(r sluice.Result) error {
 		out = append(out, r)
 		return nil
 	})
 	if err != nil {
-		tb.Fatalf("results of %s: %v", batchID, err)
+		tb.Fatalf("results of %s (succeeded %t): %v", batchID, succeeded, err)
 	}
 	return out
+}
+
+// MustResults returns every stored result of batchID: the successes, then the
+// failures, each as EachResult yields them.
+func MustResults(tb testing.TB, s sluice.Store, batchID string) []sluice.Result {
+	tb.Helper()
+	return append(MustEachResult(tb, s, batchID, true), MustEachResult(tb, s, batchID, false)...)
 }
 
 // wantKind fails t unless err is of the given kind.
@@ -849,82 +941,163 @@ func runFinishBatch(t *testing.T, setup func(t *testing.T) sluice.Store) {
 }
 
 func runRequests(t *testing.T, setup func(t *testing.T) sluice.Store) {
+	// Adding the same lines again changes nothing: no line or chunk appears twice, the
+	// rows keep their first values, and the chunks still finish when every line has a
+	// result.
 	t.Run("AddRequests/Idempotent", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
-		MustAddRequests(t, s, "batch-1", newRequests("batch-1", 1, 3))
-		again := newRequests("batch-1", 2, 5)
+		b := newBatch("batch-1", "file-in", sluice.StatusInProgress, 1000)
+		b.RequestCounts.Total = twoChunks
+		MustCreateBatch(t, s, b)
+		reqs := newRequests("batch-1", 1, twoChunks)
+		MustAddRequests(t, s, "batch-1", reqs)
+		again := newRequests("batch-1", 1, twoChunks)
 		for i := range again {
 			again[i].CustomID += "-again"
 			again[i].Offset += 7
 			again[i].Length += 7
 		}
 		MustAddRequests(t, s, "batch-1", again)
-		want := append(newRequests("batch-1", 1, 3), again[2:]...) // lines 4 and 5 are new
-		got := MustClaimRequests(t, s, "batch-1", "owner-a", 100, future())
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := requestsDiff(reqs, MustClaimRequests(t, s, "batch-1", "owner-a", 2*sluice.ChunkLines, future())); diff != "" {
 			t.Errorf("claimed requests mismatch (-want +got):\n%s", diff)
+		}
+		if got := MustClaimRequests(t, s, "batch-1", "owner-b", 2*sluice.ChunkLines, future()); len(got) != 0 {
+			t.Errorf("owner-b: got lines %v, want none", lines(got))
+		}
+		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 2 {
+			t.Errorf("got %d leased, want 2", got)
+		}
+		results := resultsFor(reqs)
+		if got := MustCommitResults(t, s, "owner-a", results); got != twoChunks {
+			t.Errorf("got %d stored, want %d", got, twoChunks)
+		}
+		want := countsOf(results)
+		want.Total = twoChunks
+		if diff := cmp.Diff(want, MustFindBatchByID(t, s, "batch-1").RequestCounts); diff != "" {
+			t.Errorf("request counts mismatch (-want +got):\n%s", diff)
+		}
+		// Both chunks are done, so neither is leased any more.
+		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 0 {
+			t.Errorf("after every line has a result: got %d leased, want 0", got)
 		}
 	})
 
+	// A claim leases a whole chunk however few lines it asks for, and returns every line
+	// of the chunk, in line order, with its chunk set.
+	for _, n := range []int{0, 1, 10, sluice.ChunkLines} {
+		t.Run(fmt.Sprintf("ClaimRequests/WholeChunk/n=%d", n), func(t *testing.T) {
+			t.Parallel()
+			s := setup(t)
+			reqs := newRequests("batch-1", 1, threeChunks)
+			MustAddRequests(t, s, "batch-1", reqs)
+			if diff := requestsDiff(inChunks(reqs, 0), MustClaimRequests(t, s, "batch-1", "owner-a", n, future())); diff != "" {
+				t.Errorf("claimed requests mismatch (-want +got):\n%s", diff)
+			}
+			if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 1 {
+				t.Errorf("got %d leased, want 1", got)
+			}
+		})
+	}
+
+	t.Run("ClaimRequests/SeveralChunks", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t)
+		reqs := newRequests("batch-1", 1, threeChunks)
+		MustAddRequests(t, s, "batch-1", reqs)
+		if diff := requestsDiff(inChunks(reqs, 0, 1), MustClaimRequests(t, s, "batch-1", "owner-a", 2*sluice.ChunkLines, future())); diff != "" {
+			t.Errorf("owner-a claim mismatch (-want +got):\n%s", diff)
+		}
+		if diff := requestsDiff(inChunks(reqs, 2), MustClaimRequests(t, s, "batch-1", "owner-b", 2*sluice.ChunkLines, future())); diff != "" {
+			t.Errorf("owner-b claim mismatch (-want +got):\n%s", diff)
+		}
+		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 3 {
+			t.Errorf("got %d leased, want 3", got)
+		}
+	})
+
+	// Chunks are claimed lowest first, whatever order their rows were added in.
 	t.Run("ClaimRequests/LowestFirst", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
-		reqs := newRequests("batch-1", 1, 5)
-		MustAddRequests(t, s, "batch-1", []sluice.Request{reqs[3], reqs[0], reqs[4], reqs[2], reqs[1]})
-		got := MustClaimRequests(t, s, "batch-1", "owner-a", 2, future())
-		if diff := cmp.Diff(reqs[:2], got); diff != "" {
-			t.Errorf("claimed requests mismatch (-want +got):\n%s", diff)
+		reqs := newRequests("batch-1", 1, threeChunks)
+		for _, c := range []int{2, 0, 1} {
+			chunk := inChunks(reqs, c)
+			slices.Reverse(chunk)
+			MustAddRequests(t, s, "batch-1", chunk)
+		}
+		for c, owner := range []string{"owner-a", "owner-b", "owner-c"} {
+			if diff := requestsDiff(inChunks(reqs, c), MustClaimRequests(t, s, "batch-1", owner, 1, future())); diff != "" {
+				t.Errorf("%s claim mismatch (-want +got):\n%s", owner, diff)
+			}
 		}
 	})
 
+	// A chunk whose lease is live is claimed by nobody, not even its owner.
 	t.Run("ClaimRequests/NoDoubleClaim", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
-		reqs := newRequests("batch-1", 1, 5)
+		reqs := newRequests("batch-1", 1, twoChunks)
 		MustAddRequests(t, s, "batch-1", reqs)
-		if diff := cmp.Diff(reqs[:2], MustClaimRequests(t, s, "batch-1", "owner-a", 2, future())); diff != "" {
+		if diff := requestsDiff(inChunks(reqs, 0), MustClaimRequests(t, s, "batch-1", "owner-a", 10, future())); diff != "" {
 			t.Errorf("owner-a claim mismatch (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(reqs[2:], MustClaimRequests(t, s, "batch-1", "owner-b", 10, future())); diff != "" {
+		if diff := requestsDiff(inChunks(reqs, 1), MustClaimRequests(t, s, "batch-1", "owner-b", 10, future())); diff != "" {
 			t.Errorf("owner-b claim mismatch (-want +got):\n%s", diff)
 		}
-		if got := MustClaimRequests(t, s, "batch-1", "owner-c", 10, future()); len(got) != 0 {
-			t.Errorf("owner-c: got lines %v, want none", lines(got))
+		for _, owner := range []string{"owner-a", "owner-b", "owner-c"} {
+			if got := MustClaimRequests(t, s, "batch-1", owner, 2*sluice.ChunkLines, future()); len(got) != 0 {
+				t.Errorf("%s: got lines %v, want none", owner, lines(got))
+			}
 		}
 	})
 
+	// A chunk whose lease ran out can be claimed by another owner, which gets only the
+	// lines that have no result yet.
 	t.Run("ClaimRequests/ExpiredLease", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
-		reqs := newRequests("batch-1", 1, 3)
+		MustCreateBatch(t, s, newBatch("batch-1", "file-in", sluice.StatusInProgress, 1000))
+		reqs := newRequests("batch-1", 1, twoChunks)
 		MustAddRequests(t, s, "batch-1", reqs)
-		if got := MustClaimRequests(t, s, "batch-1", "owner-a", 3, past()); len(got) != 3 {
-			t.Fatalf("owner-a: got lines %v, want [1 2 3]", lines(got))
+		chunk0 := inChunks(reqs, 0)
+		if diff := requestsDiff(chunk0, MustClaimRequests(t, s, "batch-1", "owner-a", 10, past())); diff != "" {
+			t.Fatalf("owner-a claim mismatch (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(reqs, MustClaimRequests(t, s, "batch-1", "owner-b", 3, future())); diff != "" {
+		if got := MustCommitResults(t, s, "owner-a", resultsFor(chunk0[:3])); got != 3 {
+			t.Fatalf("owner-a: got %d stored, want 3", got)
+		}
+		if diff := requestsDiff(chunk0[3:], MustClaimRequests(t, s, "batch-1", "owner-b", 10, future())); diff != "" {
 			t.Errorf("owner-b claim mismatch (-want +got):\n%s", diff)
 		}
-		if got := MustClaimRequests(t, s, "batch-1", "owner-c", 10, future()); len(got) != 0 {
-			t.Errorf("owner-c: got lines %v, want none", lines(got))
+		if diff := requestsDiff(inChunks(reqs, 1), MustClaimRequests(t, s, "batch-1", "owner-c", 10, future())); diff != "" {
+			t.Errorf("owner-c claim mismatch (-want +got):\n%s", diff)
+		}
+		if got := MustClaimRequests(t, s, "batch-1", "owner-d", 2*sluice.ChunkLines, future()); len(got) != 0 {
+			t.Errorf("owner-d: got lines %v, want none", lines(got))
 		}
 	})
 
-	// Pending lines go first; lines whose lease ran out are taken when pending ones run
-	// short, lowest first, in the same claim.
-	t.Run("ClaimRequests/ExpiredAfterPending", func(t *testing.T) {
+	// Chunks whose lease ran out and pending chunks are claimable alike, lowest first,
+	// in the same claim; a chunk whose lease is live is skipped.
+	t.Run("ClaimRequests/ExpiredLowestFirst", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
-		reqs := newRequests("batch-1", 1, 4)
+		reqs := newRequests("batch-1", 1, threeChunks)
 		MustAddRequests(t, s, "batch-1", reqs)
-		if got := MustClaimRequests(t, s, "batch-1", "owner-a", 2, past()); len(got) != 2 {
-			t.Fatalf("owner-a: got lines %v, want [1 2]", lines(got))
+		if diff := requestsDiff(inChunks(reqs, 0), MustClaimRequests(t, s, "batch-1", "owner-a", 1, past())); diff != "" {
+			t.Fatalf("owner-a claim mismatch (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(reqs[2:], MustClaimRequests(t, s, "batch-1", "owner-b", 2, future())); diff != "" {
-			t.Errorf("owner-b claim mismatch (-want +got):\n%s", diff)
+		// Chunk 0's lease ran out, so it is claimable again and comes first.
+		if diff := requestsDiff(inChunks(reqs, 0), MustClaimRequests(t, s, "batch-1", "owner-b", 1, future())); diff != "" {
+			t.Fatalf("owner-b claim mismatch (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(reqs[:2], MustClaimRequests(t, s, "batch-1", "owner-c", 3, future())); diff != "" {
-			t.Errorf("owner-c claim mismatch (-want +got):\n%s", diff)
+		if diff := requestsDiff(inChunks(reqs, 1), MustClaimRequests(t, s, "batch-1", "owner-c", 1, past())); diff != "" {
+			t.Fatalf("owner-c claim mismatch (-want +got):\n%s", diff)
+		}
+		// Chunk 0 is live with owner-b, chunk 1 ran out, chunk 2 is pending.
+		if diff := requestsDiff(inChunks(reqs, 1, 2), MustClaimRequests(t, s, "batch-1", "owner-d", 2*sluice.ChunkLines, future())); diff != "" {
+			t.Errorf("owner-d claim mismatch (-want +got):\n%s", diff)
 		}
 	})
 
@@ -932,76 +1105,122 @@ func runRequests(t *testing.T, setup func(t *testing.T) sluice.Store) {
 	t.Run("ClaimRequests/PastUntilNoDuplicates", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
-		reqs := newRequests("batch-1", 1, 3)
+		reqs := newRequests("batch-1", 1, twoChunks)
 		MustAddRequests(t, s, "batch-1", reqs)
-		if diff := cmp.Diff(reqs, MustClaimRequests(t, s, "batch-1", "owner-a", 10, past())); diff != "" {
+		if diff := requestsDiff(reqs, MustClaimRequests(t, s, "batch-1", "owner-a", 2*sluice.ChunkLines, past())); diff != "" {
 			t.Errorf("claimed requests mismatch (-want +got):\n%s", diff)
 		}
 	})
 
+	// Chunks of different batches share their numbers but never their leases.
 	t.Run("ClaimRequests/OtherBatch", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
-		reqs1, reqs2 := newRequests("batch-1", 1, 3), newRequests("batch-2", 1, 3)
+		reqs1, reqs2 := newRequests("batch-1", 1, twoChunks), newRequests("batch-2", 1, twoChunks)
 		MustAddRequests(t, s, "batch-1", reqs1)
 		MustAddRequests(t, s, "batch-2", reqs2)
-		if diff := cmp.Diff(reqs1, MustClaimRequests(t, s, "batch-1", "owner-a", 10, future())); diff != "" {
+		if diff := requestsDiff(inChunks(reqs1, 0), MustClaimRequests(t, s, "batch-1", "owner-a", 1, future())); diff != "" {
 			t.Errorf("batch-1 claim mismatch (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(reqs2, MustClaimRequests(t, s, "batch-2", "owner-a", 10, future())); diff != "" {
+		if diff := requestsDiff(inChunks(reqs2, 0), MustClaimRequests(t, s, "batch-2", "owner-a", 1, future())); diff != "" {
 			t.Errorf("batch-2 claim mismatch (-want +got):\n%s", diff)
 		}
-		if got := MustClaimRequests(t, s, "batch-3", "owner-a", 10, future()); len(got) != 0 {
-			t.Errorf("batch-3: got %v, want none", got)
+		if diff := requestsDiff(inChunks(reqs1, 1), MustClaimRequests(t, s, "batch-1", "owner-b", 2*sluice.ChunkLines, future())); diff != "" {
+			t.Errorf("batch-1 second claim mismatch (-want +got):\n%s", diff)
+		}
+		if diff := requestsDiff(inChunks(reqs2, 1), MustClaimRequests(t, s, "batch-2", "owner-b", 2*sluice.ChunkLines, future())); diff != "" {
+			t.Errorf("batch-2 second claim mismatch (-want +got):\n%s", diff)
+		}
+		for _, id := range []string{"batch-1", "batch-2", "batch-3"} {
+			if got := MustClaimRequests(t, s, id, "owner-c", 2*sluice.ChunkLines, future()); len(got) != 0 {
+				t.Errorf("%s: got lines %v, want none", id, lines(got))
+			}
 		}
 	})
 
 	t.Run("ExtendLeases", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
-		reqs := newRequests("batch-1", 1, 4)
+		MustCreateBatch(t, s, newBatch("batch-1", "file-in", sluice.StatusInProgress, 1000))
+		MustCreateBatch(t, s, newBatch("batch-2", "file-in", sluice.StatusInProgress, 1000))
+		reqs := newRequests("batch-1", 1, threeChunks)
 		MustAddRequests(t, s, "batch-1", reqs)
-		if got := MustClaimRequests(t, s, "batch-1", "owner-a", 2, past()); len(got) != 2 {
-			t.Fatalf("owner-a: got lines %v, want [1 2]", lines(got))
+		MustAddRequests(t, s, "batch-2", newRequests("batch-2", 1, oneChunk))
+		MustAddRequests(t, s, "batch-3", newRequests("batch-3", 1, oneChunk))
+		if got := MustClaimRequests(t, s, "batch-1", "owner-a", 1, past()); len(got) != sluice.ChunkLines || got[0].Line != 1 {
+			t.Fatalf("owner-a: got lines %v, want chunk 0", lines(got))
 		}
-		if err := s.ExtendLeases(t.Context(), "owner-a", future()); err != nil {
-			t.Fatal(err)
+		if got := MustClaimRequests(t, s, "batch-2", "owner-a", 1, past()); len(got) != oneChunk {
+			t.Fatalf("owner-a on batch-2: got lines %v, want [1 2 3]", lines(got))
 		}
-		if got := MustClaimRequests(t, s, "batch-1", "owner-b", 2, past()); len(got) != 2 || got[0].Line != 3 {
-			t.Fatalf("owner-b: got lines %v, want [3 4]", lines(got))
+		if got := MustClaimRequests(t, s, "batch-3", "owner-x", 1, past()); len(got) != oneChunk {
+			t.Fatalf("owner-x on batch-3: got lines %v, want [1 2 3]", lines(got))
 		}
-		// owner-a's lines are live again; owner-b's are still expired.
-		if diff := cmp.Diff(reqs[2:], MustClaimRequests(t, s, "batch-1", "owner-c", 10, future())); diff != "" {
+		MustExtendLeases(t, s, "owner-a", future())
+		MustExtendLeases(t, s, "owner-z", future()) // holds nothing
+		// Every chunk of owner-a is live again, in every batch; owner-x's is not.
+		for id, want := range map[string]int{"batch-1": 1, "batch-2": 1, "batch-3": 0} {
+			if got := MustCountLeased(t, s, id, time.Now()); got != want {
+				t.Errorf("%s after extending: got %d leased, want %d", id, got, want)
+			}
+		}
+		// owner-a's chunk 0 is live again, so owner-b gets chunk 1, and lets it run out.
+		if diff := requestsDiff(inChunks(reqs, 1), MustClaimRequests(t, s, "batch-1", "owner-b", 1, past())); diff != "" {
+			t.Fatalf("owner-b claim mismatch (-want +got):\n%s", diff)
+		}
+		if diff := requestsDiff(inChunks(reqs, 1, 2), MustClaimRequests(t, s, "batch-1", "owner-c", 2*sluice.ChunkLines, future())); diff != "" {
 			t.Errorf("owner-c claim mismatch (-want +got):\n%s", diff)
 		}
-		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 4 {
-			t.Errorf("got %d leased, want 4", got)
+		// Extending does not take back a chunk another owner claimed since.
+		MustExtendLeases(t, s, "owner-b", future())
+		if got := MustCommitResults(t, s, "owner-b", resultsFor(inChunks(reqs, 1)[:1])); got != 0 {
+			t.Errorf("owner-b commit: got %d stored, want 0", got)
 		}
-		results := []sluice.Result{{BatchID: "batch-1", Line: 1, Succeeded: true, Output: []byte(`{"line":1}`)}}
-		if got := MustCommitResults(t, s, "owner-a", results); got != 1 {
+		if got := MustCommitResults(t, s, "owner-c", resultsFor(inChunks(reqs, 1)[:1])); got != 1 {
+			t.Errorf("owner-c commit: got %d stored, want 1", got)
+		}
+		if got := MustCommitResults(t, s, "owner-a", resultsFor(reqs[:1])); got != 1 {
 			t.Errorf("owner-a commit: got %d stored, want 1", got)
+		}
+		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 3 {
+			t.Errorf("got %d leased, want 3", got)
 		}
 	})
 
 	t.Run("ReleaseRequests", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
-		reqs := newRequests("batch-1", 1, 3)
+		MustCreateBatch(t, s, newBatch("batch-1", "file-in", sluice.StatusInProgress, 1000))
+		reqs := newRequests("batch-1", 1, twoChunks)
 		MustAddRequests(t, s, "batch-1", reqs)
-		if got := MustClaimRequests(t, s, "batch-1", "owner-a", 3, future()); len(got) != 3 {
-			t.Fatalf("owner-a: got lines %v, want [1 2 3]", lines(got))
+		chunk0 := inChunks(reqs, 0)
+		if diff := requestsDiff(chunk0, MustClaimRequests(t, s, "batch-1", "owner-a", 1, future())); diff != "" {
+			t.Fatalf("owner-a claim mismatch (-want +got):\n%s", diff)
 		}
-		if err := s.ReleaseRequests(t.Context(), "owner-b", reqs[:2]); err != nil {
-			t.Fatal(err)
+		if got := MustCommitResults(t, s, "owner-a", resultsFor(chunk0[:3])); got != 3 {
+			t.Fatalf("owner-a: got %d stored, want 3", got)
 		}
-		if got := MustClaimRequests(t, s, "batch-1", "owner-c", 10, future()); len(got) != 0 {
-			t.Fatalf("after release by the wrong owner: got lines %v, want none", lines(got))
+		MustReleaseRequests(t, s, "owner-b", chunk0[3:])
+		// The wrong owner released nothing: chunk 0 is still owner-a's.
+		if diff := requestsDiff(inChunks(reqs, 1), MustClaimRequests(t, s, "batch-1", "owner-c", 1, future())); diff != "" {
+			t.Errorf("after release by the wrong owner: owner-c claim mismatch (-want +got):\n%s", diff)
 		}
-		if err := s.ReleaseRequests(t.Context(), "owner-a", reqs[:2]); err != nil {
-			t.Fatal(err)
+		if got := MustCommitResults(t, s, "owner-a", resultsFor(chunk0[3:4])); got != 1 {
+			t.Errorf("after release by the wrong owner: owner-a got %d stored, want 1", got)
 		}
-		if diff := cmp.Diff(reqs[:2], MustClaimRequests(t, s, "batch-1", "owner-c", 10, future())); diff != "" {
-			t.Errorf("owner-c claim mismatch (-want +got):\n%s", diff)
+		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 2 {
+			t.Errorf("after release by the wrong owner: got %d leased, want 2", got)
+		}
+		// One line of a chunk releases the whole chunk.
+		MustReleaseRequests(t, s, "owner-a", chunk0[4:5])
+		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 1 {
+			t.Errorf("after release: got %d leased, want 1", got)
+		}
+		if got := MustCommitResults(t, s, "owner-a", resultsFor(chunk0[5:6])); got != 0 {
+			t.Errorf("after release: owner-a got %d stored, want 0", got)
+		}
+		if diff := requestsDiff(chunk0[4:], MustClaimRequests(t, s, "batch-1", "owner-d", 1, future())); diff != "" {
+			t.Errorf("owner-d claim mismatch (-want +got):\n%s", diff)
 		}
 	})
 
@@ -1031,116 +1250,193 @@ func runRequests(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		}
 	})
 
+	// Results of an owner whose chunk another owner claimed after its lease ran out are
+	// dropped and not counted; results of its other chunks in the same call are stored.
 	t.Run("CommitResults/LostLease", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
 		MustCreateBatch(t, s, newBatch("batch-1", "file-in", sluice.StatusInProgress, 1000))
-		MustAddRequests(t, s, "batch-1", newRequests("batch-1", 1, 2))
-		MustClaimRequests(t, s, "batch-1", "owner-a", 2, past())
-		if got := MustClaimRequests(t, s, "batch-1", "owner-b", 2, future()); len(got) != 2 {
-			t.Fatalf("owner-b: got lines %v, want [1 2]", lines(got))
+		reqs := newRequests("batch-1", 1, twoChunks)
+		MustAddRequests(t, s, "batch-1", reqs)
+		MustClaimRequests(t, s, "batch-1", "owner-a", 1, past())
+		if diff := requestsDiff(inChunks(reqs, 0), MustClaimRequests(t, s, "batch-1", "owner-b", 1, future())); diff != "" {
+			t.Fatalf("owner-b claim mismatch (-want +got):\n%s", diff)
+		}
+		if diff := requestsDiff(inChunks(reqs, 1), MustClaimRequests(t, s, "batch-1", "owner-a", 1, future())); diff != "" {
+			t.Fatalf("owner-a claim mismatch (-want +got):\n%s", diff)
 		}
 		lost := []sluice.Result{
-			{BatchID: "batch-1", Line: 1, Succeeded: true, Output: []byte(`{"from":"a"}`)},
-			{BatchID: "batch-1", Line: 2, Succeeded: false, Output: []byte(`{"from":"a"}`)},
+			newResult("batch-1", 1, true, `{"from":"a"}`),
+			newResult("batch-1", 2, false, `{"from":"a"}`),
 		}
-		if got := MustCommitResults(t, s, "owner-a", lost); got != 0 {
-			t.Errorf("owner-a: got %d stored, want 0", got)
+		held := newResult("batch-1", sluice.ChunkLines+1, false, `{"from":"a"}`)
+		if got := MustCommitResults(t, s, "owner-a", append(lost, held)); got != 1 {
+			t.Errorf("owner-a: got %d stored, want 1", got)
 		}
-		if got := MustFindBatchByID(t, s, "batch-1").RequestCounts; got != (sluice.RequestCounts{}) {
-			t.Errorf("after owner-a: got counts %+v, want zero", got)
+		if diff := cmp.Diff(sluice.RequestCounts{Failed: 1}, MustFindBatchByID(t, s, "batch-1").RequestCounts); diff != "" {
+			t.Errorf("after owner-a: request counts mismatch (-want +got):\n%s", diff)
 		}
-		if got := MustResults(t, s, "batch-1"); len(got) != 0 {
-			t.Errorf("after owner-a: got results %v, want none", got)
+		if diff := cmp.Diff([]sluice.Result{held}, MustResults(t, s, "batch-1"), ignoreChunk); diff != "" {
+			t.Errorf("after owner-a: results mismatch (-want +got):\n%s", diff)
 		}
-		kept := []sluice.Result{{BatchID: "batch-1", Line: 1, Succeeded: true, Output: []byte(`{"from":"b"}`)}}
-		if got := MustCommitResults(t, s, "owner-b", kept); got != 1 {
+		kept := newResult("batch-1", 1, true, `{"from":"b"}`)
+		if got := MustCommitResults(t, s, "owner-b", []sluice.Result{kept}); got != 1 {
 			t.Errorf("owner-b: got %d stored, want 1", got)
-		}
-		if diff := cmp.Diff(sluice.RequestCounts{Completed: 1}, MustFindBatchByID(t, s, "batch-1").RequestCounts); diff != "" {
-			t.Errorf("request counts mismatch (-want +got):\n%s", diff)
-		}
-		if diff := cmp.Diff(kept, MustResults(t, s, "batch-1")); diff != "" {
-			t.Errorf("results mismatch (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("CommitResults/NeverClaimedAgain", func(t *testing.T) {
-		t.Parallel()
-		s := setup(t)
-		MustCreateBatch(t, s, newBatch("batch-1", "file-in", sluice.StatusInProgress, 1000))
-		reqs := newRequests("batch-1", 1, 3)
-		MustAddRequests(t, s, "batch-1", reqs)
-		MustClaimRequests(t, s, "batch-1", "owner-a", 2, future())
-		results := []sluice.Result{
-			{BatchID: "batch-1", Line: 1, Succeeded: true, Output: []byte(`{}`)},
-			{BatchID: "batch-1", Line: 2, Succeeded: false, Output: []byte(`{}`)},
-		}
-		if got := MustCommitResults(t, s, "owner-a", results); got != 2 {
-			t.Fatalf("got %d stored, want 2", got)
-		}
-		if diff := cmp.Diff(reqs[2:], MustClaimRequests(t, s, "batch-1", "owner-b", 1, past())); diff != "" {
-			t.Errorf("owner-b claim mismatch (-want +got):\n%s", diff)
-		}
-		if diff := cmp.Diff(reqs[2:], MustClaimRequests(t, s, "batch-1", "owner-c", 10, future())); diff != "" {
-			t.Errorf("owner-c claim mismatch (-want +got):\n%s", diff)
-		}
-		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 1 {
-			t.Errorf("got %d leased, want 1", got)
-		}
-		// Committing a committed line again is dropped: owner-a no longer holds it.
-		if got := MustCommitResults(t, s, "owner-a", results); got != 0 {
-			t.Errorf("second commit: got %d stored, want 0", got)
 		}
 		if diff := cmp.Diff(sluice.RequestCounts{Completed: 1, Failed: 1}, MustFindBatchByID(t, s, "batch-1").RequestCounts); diff != "" {
 			t.Errorf("request counts mismatch (-want +got):\n%s", diff)
 		}
+		if diff := cmp.Diff([]sluice.Result{kept, held}, MustResults(t, s, "batch-1"), ignoreChunk); diff != "" {
+			t.Errorf("results mismatch (-want +got):\n%s", diff)
+		}
 	})
 
+	// A line that has a result keeps it: another result for it, in a later call or in
+	// the same one, is dropped and not counted, and the chunk still finishes.
+	t.Run("CommitResults/Duplicate", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t)
+		b := newBatch("batch-1", "file-in", sluice.StatusInProgress, 1000)
+		b.RequestCounts.Total = oneChunk
+		MustCreateBatch(t, s, b)
+		MustAddRequests(t, s, "batch-1", newRequests("batch-1", 1, oneChunk))
+		MustClaimRequests(t, s, "batch-1", "owner-a", 1, future())
+		first := newResult("batch-1", 1, true, `{"first":true}`)
+		if got := MustCommitResults(t, s, "owner-a", []sluice.Result{first}); got != 1 {
+			t.Errorf("first commit: got %d stored, want 1", got)
+		}
+		if got := MustCommitResults(t, s, "owner-a", []sluice.Result{newResult("batch-1", 1, false, `{"first":false}`)}); got != 0 {
+			t.Errorf("second commit of line 1: got %d stored, want 0", got)
+		}
+		twice := newResult("batch-1", 2, true, `{"line":2}`)
+		if got := MustCommitResults(t, s, "owner-a", []sluice.Result{twice, twice}); got != 1 {
+			t.Errorf("line 2 twice in one commit: got %d stored, want 1", got)
+		}
+		if diff := cmp.Diff(sluice.RequestCounts{Total: oneChunk, Completed: 2}, MustFindBatchByID(t, s, "batch-1").RequestCounts); diff != "" {
+			t.Errorf("request counts mismatch (-want +got):\n%s", diff)
+		}
+		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 1 {
+			t.Errorf("before the last line: got %d leased, want 1", got)
+		}
+		last := newResult("batch-1", 3, false, `{"line":3}`)
+		if got := MustCommitResults(t, s, "owner-a", []sluice.Result{last}); got != 1 {
+			t.Errorf("line 3: got %d stored, want 1", got)
+		}
+		if diff := cmp.Diff(sluice.RequestCounts{Total: oneChunk, Completed: 2, Failed: 1}, MustFindBatchByID(t, s, "batch-1").RequestCounts); diff != "" {
+			t.Errorf("request counts mismatch (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]sluice.Result{first, twice, last}, MustResults(t, s, "batch-1"), ignoreChunk); diff != "" {
+			t.Errorf("results mismatch (-want +got):\n%s", diff)
+		}
+		// Every line has a result, so the chunk is done: not leased, not claimable.
+		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 0 {
+			t.Errorf("after the last line: got %d leased, want 0", got)
+		}
+		if got := MustClaimRequests(t, s, "batch-1", "owner-b", 1, future()); len(got) != 0 {
+			t.Errorf("owner-b: got lines %v, want none", lines(got))
+		}
+	})
+
+	// A chunk whose every line has a result is done: claims skip it even though its
+	// lease ran out, and the batch counts every line once.
+	t.Run("CommitResults/NeverClaimedAgain", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t)
+		b := newBatch("batch-1", "file-in", sluice.StatusInProgress, 1000)
+		b.RequestCounts.Total = threeChunks
+		MustCreateBatch(t, s, b)
+		reqs := newRequests("batch-1", 1, threeChunks)
+		MustAddRequests(t, s, "batch-1", reqs)
+		for c, owner := range []string{"owner-a", "owner-b", "owner-c"} {
+			chunk := inChunks(reqs, c)
+			if diff := requestsDiff(chunk, MustClaimRequests(t, s, "batch-1", owner, 1, past())); diff != "" {
+				t.Fatalf("%s claim mismatch (-want +got):\n%s", owner, diff)
+			}
+			if got := MustCommitResults(t, s, owner, resultsFor(chunk)); got != len(chunk) {
+				t.Fatalf("%s: got %d stored, want %d", owner, got, len(chunk))
+			}
+		}
+		for _, owner := range []string{"owner-a", "owner-d"} {
+			if got := MustClaimRequests(t, s, "batch-1", owner, 2*sluice.ChunkLines, future()); len(got) != 0 {
+				t.Errorf("%s: got lines %v, want none", owner, lines(got))
+			}
+		}
+		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 0 {
+			t.Errorf("got %d leased, want 0", got)
+		}
+		// Committing a done chunk again is dropped.
+		if got := MustCommitResults(t, s, "owner-a", resultsFor(inChunks(reqs, 0))); got != 0 {
+			t.Errorf("second commit: got %d stored, want 0", got)
+		}
+		want := countsOf(resultsFor(reqs))
+		want.Total = threeChunks
+		if diff := cmp.Diff(want, MustFindBatchByID(t, s, "batch-1").RequestCounts); diff != "" {
+			t.Errorf("request counts mismatch (-want +got):\n%s", diff)
+		}
+		if got := want.Completed + want.Failed; got != threeChunks {
+			t.Errorf("got %d lines counted, want %d", got, threeChunks)
+		}
+		if got := len(MustResults(t, s, "batch-1")); got != threeChunks {
+			t.Errorf("got %d results, want %d", got, threeChunks)
+		}
+	})
+
+	// EachResult yields only the successes, or only the failures, of one batch, in line
+	// order whatever order they were committed in.
 	t.Run("EachResult", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
 		for _, id := range []string{"batch-1", "batch-2"} {
 			MustCreateBatch(t, s, newBatch(id, "file-in", sluice.StatusInProgress, 1000))
-			MustAddRequests(t, s, id, newRequests(id, 1, 5))
-			MustClaimRequests(t, s, id, "owner-a", 4, future())
+			MustAddRequests(t, s, id, newRequests(id, 1, twoChunks))
+			MustClaimRequests(t, s, id, "owner-a", 2*sluice.ChunkLines, future())
 		}
-		// Lines 1 to 4 are leased and line 5 pending; commit 4, 1 and 3, in that order.
 		committed := []sluice.Result{
-			{BatchID: "batch-1", Line: 4, Succeeded: true, Output: []byte(`{"id":"batch_req_4","custom_id":"réq-4","response":{"status_code":200}}`)},
-			{BatchID: "batch-1", Line: 1, Succeeded: false, Output: []byte(`{"id":"batch_req_1","error":{"code":"server_error","message":"a \"quoted\"\tmessage"}}`)},
-			{BatchID: "batch-1", Line: 3, Succeeded: true, Output: []byte(`{"id":"batch_req_3","response":{"body":{"content":"\u00e9\ud83d\ude00"}}}`)},
-			{BatchID: "batch-2", Line: 2, Succeeded: true, Output: []byte(`{"id":"other"}`)},
+			newResult("batch-1", 300, true, `{"id":"batch_req_300"}`),
+			newResult("batch-1", 4, true, `{"id":"batch_req_4","custom_id":"réq-4","response":{"status_code":200}}`),
+			newResult("batch-1", 257, false, `{"id":"batch_req_257","error":{"code":"timeout"}}`),
+			newResult("batch-1", 1, false, `{"id":"batch_req_1","error":{"code":"server_error","message":"a \"quoted\"\tmessage"}}`),
+			newResult("batch-1", 3, true, `{"id":"batch_req_3","response":{"body":{"content":"\u00e9\ud83d\ude00"}}}`),
+			newResult("batch-2", 2, true, `{"id":"other"}`),
 		}
-		if got := MustCommitResults(t, s, "owner-a", committed); got != 4 {
-			t.Fatalf("got %d stored, want 4", got)
+		if got := MustCommitResults(t, s, "owner-a", committed); got != len(committed) {
+			t.Fatalf("got %d stored, want %d", got, len(committed))
 		}
-		// Successes first, then failures, each in commit order.
-		want := []sluice.Result{committed[0], committed[2], committed[1]}
-		if diff := cmp.Diff(want, MustResults(t, s, "batch-1")); diff != "" {
-			t.Errorf("batch-1 results mismatch (-want +got):\n%s", diff)
-		}
-		if diff := cmp.Diff(committed[3:], MustResults(t, s, "batch-2")); diff != "" {
-			t.Errorf("batch-2 results mismatch (-want +got):\n%s", diff)
+		for _, tt := range []struct {
+			batchID   string
+			succeeded bool
+			want      []sluice.Result
+		}{
+			{"batch-1", true, []sluice.Result{committed[4], committed[1], committed[0]}},
+			{"batch-1", false, []sluice.Result{committed[3], committed[2]}},
+			{"batch-2", true, committed[5:]},
+			{"batch-2", false, nil},
+			{"batch-3", true, nil},
+		} {
+			if diff := cmp.Diff(tt.want, MustEachResult(t, s, tt.batchID, tt.succeeded), ignoreChunk); diff != "" {
+				t.Errorf("%s results (succeeded %t) mismatch (-want +got):\n%s", tt.batchID, tt.succeeded, diff)
+			}
 		}
 	})
 
+	// CountLeased counts the chunks of one batch whose lease is live at now.
 	t.Run("CountLeased", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
 		MustCreateBatch(t, s, newBatch("batch-1", "file-in", sluice.StatusInProgress, 1000))
-		MustAddRequests(t, s, "batch-1", newRequests("batch-1", 1, 5))
-		MustAddRequests(t, s, "batch-2", newRequests("batch-2", 1, 5))
+		reqs := newRequests("batch-1", 1, threeChunks)
+		MustAddRequests(t, s, "batch-1", reqs)
+		MustAddRequests(t, s, "batch-2", newRequests("batch-2", 1, oneChunk))
 		now := time.Now()
 		until := now.Add(time.Hour)
-		MustClaimRequests(t, s, "batch-1", "owner-a", 3, until)  // lines 1-3, live
-		MustClaimRequests(t, s, "batch-1", "owner-b", 1, past()) // line 4, expired; line 5 pending
-		MustClaimRequests(t, s, "batch-2", "owner-a", 5, until)  // another batch's
-		if got := MustCountLeased(t, s, "batch-1", now); got != 3 {
-			t.Errorf("batch-1: got %d leased, want 3", got)
+		MustClaimRequests(t, s, "batch-1", "owner-a", 1, until)  // chunk 0, live
+		MustClaimRequests(t, s, "batch-1", "owner-b", 1, past()) // chunk 1, ran out; chunk 2 pending
+		MustClaimRequests(t, s, "batch-2", "owner-a", 1, until)  // another batch's
+		if got := MustCountLeased(t, s, "batch-1", now); got != 1 {
+			t.Errorf("batch-1: got %d leased, want 1", got)
 		}
-		if got := MustCountLeased(t, s, "batch-2", now); got != 5 {
-			t.Errorf("batch-2: got %d leased, want 5", got)
+		if got := MustCountLeased(t, s, "batch-2", now); got != 1 {
+			t.Errorf("batch-2: got %d leased, want 1", got)
 		}
 		if got := MustCountLeased(t, s, "batch-3", now); got != 0 {
 			t.Errorf("batch-3: got %d leased, want 0", got)
@@ -1148,12 +1444,23 @@ func runRequests(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		if got := MustCountLeased(t, s, "batch-1", until.Add(time.Second)); got != 0 {
 			t.Errorf("after the leases ran out: got %d leased, want 0", got)
 		}
-		results := []sluice.Result{{BatchID: "batch-1", Line: 1, Succeeded: true, Output: []byte(`{}`)}}
-		if got := MustCommitResults(t, s, "owner-a", results); got != 1 {
+		chunk0 := inChunks(reqs, 0)
+		if got := MustCommitResults(t, s, "owner-a", resultsFor(chunk0[:1])); got != 1 {
 			t.Fatalf("got %d stored, want 1", got)
 		}
+		if got := MustCountLeased(t, s, "batch-1", now); got != 1 {
+			t.Errorf("after a commit: got %d leased, want 1", got)
+		}
+		MustClaimRequests(t, s, "batch-1", "owner-c", 2*sluice.ChunkLines, until) // chunks 1 and 2
+		if got := MustCountLeased(t, s, "batch-1", now); got != 3 {
+			t.Errorf("after owner-c's claim: got %d leased, want 3", got)
+		}
+		if got := MustCommitResults(t, s, "owner-a", resultsFor(chunk0[1:])); got != len(chunk0)-1 {
+			t.Fatalf("got %d stored, want %d", got, len(chunk0)-1)
+		}
+		// Chunk 0 is done, so it is no longer leased.
 		if got := MustCountLeased(t, s, "batch-1", now); got != 2 {
-			t.Errorf("after a commit: got %d leased, want 2", got)
+			t.Errorf("after chunk 0 is done: got %d leased, want 2", got)
 		}
 	})
 }

@@ -1,0 +1,370 @@
+package engine_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-batch/sluice"
+	"github.com/sluice-batch/sluice/blob"
+	"github.com/sluice-batch/sluice/engine"
+	"github.com/sluice-batch/sluice/sim"
+	"github.com/sluice-batch/sluice/sqlite"
+)
+
+// testBundle is an engine over a real SQLite store and an in-memory bucket, sending to
+// a fake upstream that injects the faults a test scripts.
+type testBundle struct {
+	eng   *engine.Engine
+	store *sqlite.Store
+
+	mu    sync.Mutex
+	waits []time.Duration // the waits the engine asked for between attempts
+	seen  []seenRequest   // what the upstream received
+}
+
+type seenRequest struct {
+	path, auth string
+	body       map[string]any
+}
+
+func setup(t *testing.T, up sluice.Upstream, handler http.HandlerFunc, opts engine.Options) *testBundle {
+	t.Helper()
+	b := &testBundle{}
+	if handler != nil {
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var body map[string]any
+			raw, _ := io.ReadAll(r.Body)
+			_ = json.Unmarshal(raw, &body)
+			b.mu.Lock()
+			b.seen = append(b.seen, seenRequest{path: r.URL.Path, auth: r.Header.Get("Authorization"), body: body})
+			b.mu.Unlock()
+			r.Body = io.NopCloser(strings.NewReader(string(raw)))
+			handler(w, r)
+		}))
+		t.Cleanup(ts.Close)
+		up.BaseURL = ts.URL + "/v1"
+	}
+	if up.MaxConcurrency == 0 {
+		up.MaxConcurrency = 4
+	}
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	opts.WaitFunc = func(ctx context.Context, d time.Duration) error {
+		b.mu.Lock()
+		b.waits = append(b.waits, d)
+		b.mu.Unlock()
+		return ctx.Err()
+	}
+	opts.PollInterval = 10 * time.Millisecond
+	eng, err := engine.New(store, blob.NewMem(), []sluice.Deployment{{Name: "dep", Upstreams: []sluice.Upstream{up}}}, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := eng.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	b.eng, b.store = eng, store
+	return b
+}
+
+func lines(n int) string {
+	var s strings.Builder
+	for i := range n {
+		fmt.Fprintf(&s, `{"custom_id":"c%d","method":"POST","url":"/chat/completions","body":{"model":"dep","messages":[{"role":"user","content":"q%d"}]}}`+"\n", i, i)
+	}
+	return s.String()
+}
+
+type outcome struct {
+	batch  *sluice.Batch
+	output []map[string]any
+	errors []map[string]any
+}
+
+// MustRun uploads input, creates a batch and waits for it to end.
+func (b *testBundle) MustRun(t *testing.T, input string) outcome {
+	t.Helper()
+	ctx := context.Background()
+	f, err := b.eng.UploadFile(ctx, sluice.FileUpload{Filename: "in.jsonl", Body: strings.NewReader(input)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := b.eng.CreateBatch(ctx, sluice.BatchCreate{InputFileID: f.ID, Endpoint: "/chat/completions", CompletionWindow: "24h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !batch.Status.Terminal() {
+		if time.Now().After(deadline) {
+			t.Fatalf("batch still %s with %+v", batch.Status, batch.RequestCounts)
+		}
+		time.Sleep(5 * time.Millisecond)
+		if batch, err = b.store.FindBatchByID(ctx, batch.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return outcome{batch: batch, output: b.read(t, batch.OutputFileID), errors: b.read(t, batch.ErrorFileID)}
+}
+
+func (b *testBundle) read(t *testing.T, id string) []map[string]any {
+	t.Helper()
+	if id == "" {
+		return nil
+	}
+	_, rc, err := b.eng.FileContent(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(rc)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("result line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (b *testBundle) Waits() []time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]time.Duration(nil), b.waits...)
+}
+
+func ok(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
+}
+
+// attempts counts requests per prompt, so a handler can fail the first tries of a line.
+type attempts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (a *attempts) next(r *http.Request) int {
+	var body struct {
+		Messages []struct{ Content string }
+	}
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n == nil {
+		a.n = map[string]int{}
+	}
+	key := ""
+	if len(body.Messages) > 0 {
+		key = body.Messages[0].Content
+	}
+	a.n[key]++
+	return a.n[key]
+}
+
+func TestRetryHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
+	var a attempts
+	b := setup(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) {
+		if a.next(r) == 1 {
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"error":{"message":"slow down","type":"rate_limit_error","param":null,"code":null}}`)
+			return
+		}
+		ok(w)
+	}, engine.Options{})
+	out := b.MustRun(t, lines(1))
+	if out.batch.Status != sluice.StatusCompleted || out.batch.RequestCounts.Completed != 1 {
+		t.Fatalf("got %s %+v, want completed 1", out.batch.Status, out.batch.RequestCounts)
+	}
+	if got := b.Waits(); len(got) != 1 || got[0] != 7*time.Second {
+		t.Errorf("waits: got %v, want [7s] from Retry-After", got)
+	}
+}
+
+func TestRetryAfterMillisecondsAndCap(t *testing.T) {
+	t.Parallel()
+	var a attempts
+	b := setup(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) {
+		switch a.next(r) {
+		case 1:
+			w.Header().Set("retry-after-ms", "1500")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case 2:
+			w.Header().Set("Retry-After", "86400")
+			w.WriteHeader(http.StatusTooManyRequests)
+		default:
+			ok(w)
+		}
+	}, engine.Options{})
+	b.MustRun(t, lines(1))
+	if got, want := b.Waits(), []time.Duration{1500 * time.Millisecond, 10 * time.Minute}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("waits: got %v, want %v", got, want)
+	}
+}
+
+func TestExponentialBackoffThenErrorFile(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"error":{"message":"boom","type":"server_error","param":null,"code":null}}`)
+	}, engine.Options{MaxAttempts: 4, BackoffBase: 100 * time.Millisecond, BackoffMax: time.Second})
+	out := b.MustRun(t, lines(1))
+	if out.batch.RequestCounts.Failed != 1 || len(out.errors) != 1 || len(out.output) != 0 {
+		t.Fatalf("got %+v, %d error lines, %d output lines; want 1 failed line in the error file", out.batch.RequestCounts, len(out.errors), len(out.output))
+	}
+	resp, _ := out.errors[0]["response"].(map[string]any)
+	if resp == nil || resp["status_code"] != float64(500) || out.errors[0]["custom_id"] != "c0" {
+		t.Errorf("error line: got %v, want the upstream's 500 for c0", out.errors[0])
+	}
+	waits := b.Waits()
+	if len(waits) != 3 {
+		t.Fatalf("waits: got %v, want 3 (between 4 attempts)", waits)
+	}
+	for i, w := range waits {
+		hi := 100 * time.Millisecond << i
+		if w < hi/2 || w > hi {
+			t.Errorf("wait %d: got %v, want within [%v, %v]", i, w, hi/2, hi)
+		}
+	}
+}
+
+func TestNoRetryOnClientError(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":{"message":"bad messages","type":"invalid_request_error","param":"messages","code":null}}`)
+	}, engine.Options{})
+	out := b.MustRun(t, lines(2))
+	b.mu.Lock()
+	seen := len(b.seen)
+	b.mu.Unlock()
+	if out.batch.RequestCounts.Failed != 2 || seen != 2 || len(b.Waits()) != 0 {
+		t.Errorf("got %+v after %d requests and waits %v; want 2 failed, 2 requests, no waits", out.batch.RequestCounts, seen, b.Waits())
+	}
+}
+
+func TestConnectionResetIsRetriedThenReported(t *testing.T) {
+	t.Parallel()
+	s := sim.New(sim.Options{ResetRate: 1})
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	b := setup(t, sluice.Upstream{BaseURL: ts.URL + "/v1"}, nil, engine.Options{MaxAttempts: 3})
+	out := b.MustRun(t, lines(1))
+	if len(out.errors) != 1 {
+		t.Fatalf("got %d error lines, want 1", len(out.errors))
+	}
+	e, _ := out.errors[0]["error"].(map[string]any)
+	if out.errors[0]["response"] != nil || e == nil || e["code"] != "connection_reset" {
+		t.Errorf("error line: got %v, want response null and error code connection_reset", out.errors[0])
+	}
+	if got := s.Stats().Requests; got != 3 {
+		t.Errorf("upstream requests: got %d, want 3 attempts", got)
+	}
+}
+
+func TestHangingUpstreamTimesOut(t *testing.T) {
+	t.Parallel()
+	s := sim.New(sim.Options{HangRate: 1})
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	b := setup(t, sluice.Upstream{BaseURL: ts.URL + "/v1"}, nil, engine.Options{MaxAttempts: 2, RequestTimeout: 50 * time.Millisecond})
+	out := b.MustRun(t, lines(1))
+	e, _ := out.errors[0]["error"].(map[string]any)
+	if e == nil || e["code"] != "timeout" {
+		t.Errorf("error line: got %v, want error code timeout", out.errors[0])
+	}
+}
+
+func TestUnreachableUpstream(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	b := setup(t, sluice.Upstream{BaseURL: "http://" + addr + "/v1"}, nil, engine.Options{MaxAttempts: 2})
+	out := b.MustRun(t, lines(1))
+	e, _ := out.errors[0]["error"].(map[string]any)
+	if e == nil || e["code"] != "connection_refused" {
+		t.Errorf("error line: got %v, want error code connection_refused", out.errors[0])
+	}
+}
+
+func TestNonJSONUpstreamBodyIsWrapped(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, "<html>forbidden\nby proxy</html>")
+	}, engine.Options{})
+	out := b.MustRun(t, lines(1))
+	resp, _ := out.errors[0]["response"].(map[string]any)
+	body, _ := resp["body"].(map[string]any)
+	e, _ := body["error"].(map[string]any)
+	if e == nil || !strings.Contains(fmt.Sprint(e["message"]), "forbidden") {
+		t.Errorf("error line: got %v, want the HTML wrapped as an error message", out.errors[0])
+	}
+}
+
+func TestUpstreamModelAndKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sluice.Upstream{Model: "Qwen/Qwen2.5-7B", APIKey: "up-key"}, func(w http.ResponseWriter, r *http.Request) { ok(w) }, engine.Options{})
+	out := b.MustRun(t, lines(3))
+	if out.batch.RequestCounts.Completed != 3 {
+		t.Fatalf("got %+v, want 3 completed", out.batch.RequestCounts)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range b.seen {
+		if s.path != "/v1/chat/completions" || s.auth != "Bearer up-key" || s.body["model"] != "Qwen/Qwen2.5-7B" {
+			t.Errorf("upstream got path %s auth %q model %v; want /v1/chat/completions, Bearer up-key, Qwen/Qwen2.5-7B", s.path, s.auth, s.body["model"])
+		}
+	}
+}
+
+func TestManyChunksEachLineOnce(t *testing.T) {
+	t.Parallel()
+	s := sim.New(sim.Options{})
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	b := setup(t, sluice.Upstream{BaseURL: ts.URL + "/v1", MaxConcurrency: 16}, nil, engine.Options{})
+	const n = 3*sluice.ChunkLines + 17
+	out := b.MustRun(t, lines(n))
+	if out.batch.RequestCounts != (sluice.RequestCounts{Total: n, Completed: n}) || len(out.output) != n {
+		t.Fatalf("got %+v and %d output lines, want %d completed", out.batch.RequestCounts, len(out.output), n)
+	}
+	seen := map[any]bool{}
+	for _, l := range out.output {
+		if seen[l["custom_id"]] {
+			t.Errorf("custom_id %v twice", l["custom_id"])
+		}
+		seen[l["custom_id"]] = true
+	}
+	if got := s.Stats().Requests; got != n {
+		t.Errorf("upstream requests: got %d, want %d", got, n)
+	}
+}
