@@ -10,8 +10,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/sluice" ./cmd/sluice
 go build -o "$tmp/throughput" ./bench/throughput
-echo "| lines | concurrency | sim latency | plain client lines/s | sluice lines/s | ratio |"
-echo "|---|---|---|---|---|---|"
+echo "| lines | concurrency | sim latency | plain client lines/s | sluice lines/s | ratio | sluice peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|"
 for latency in 0s 5ms 20ms; do
 	"$tmp/throughput" -sluice "$tmp/sluice" -lines "$lines" -concurrency "$concurrency" -latency "$latency" -rounds 3 2>/dev/null | tail -n 1
 done

@@ -59,23 +59,23 @@ func run() error {
 	defer stopSim()
 
 	input := makeLines(*lines)
-	var plain, engine []float64
+	var plain, engine, rss []float64
 	for r := range *rounds {
 		p, err := plainClient(simURL, input, *concurrency)
 		if err != nil {
 			return fmt.Errorf("plain client: %w", err)
 		}
-		e, err := sluiceBatch(*bin, simURL, input, *concurrency)
+		e, m, err := sluiceBatch(*bin, simURL, input, *concurrency)
 		if err != nil {
 			return fmt.Errorf("sluice: %w", err)
 		}
 		fmt.Fprintf(os.Stderr, "round %d: plain %.0f lines/s, sluice %.0f lines/s\n", r+1, p, e)
-		plain, engine = append(plain, p), append(engine, e)
+		plain, engine, rss = append(plain, p), append(engine, e), append(rss, m)
 	}
 	mp, me := median(plain), median(engine)
-	fmt.Printf("| lines | concurrency | sim latency | plain client lines/s | sluice lines/s | ratio |\n")
-	fmt.Printf("|---|---|---|---|---|---|\n")
-	fmt.Printf("| %d | %d | %s | %.0f | %.0f | %.2f |\n", *lines, *concurrency, *latency, mp, me, me/mp)
+	fmt.Printf("| lines | concurrency | sim latency | plain client lines/s | sluice lines/s | ratio | sluice peak RSS MiB |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| %d | %d | %s | %.0f | %.0f | %.2f | %.0f |\n", *lines, *concurrency, *latency, mp, me, me/mp, median(rss))
 	return nil
 }
 
@@ -89,14 +89,20 @@ func makeLines(n int) []byte {
 
 // start runs the binary with args until stop, and returns the URL it printed.
 func start(bin, pattern string, args ...string) (string, func(), error) {
+	u, stop, _, err := startPID(bin, pattern, args...)
+	return u, stop, err
+}
+
+// startPID is start, also returning the child's process ID.
+func startPID(bin, pattern string, args ...string) (string, func(), int, error) {
 	cmd := exec.Command(bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	cmd.Stderr = stderrSink
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	stop := func() {
 		_ = cmd.Process.Signal(os.Interrupt)
@@ -116,10 +122,10 @@ func start(bin, pattern string, args ...string) (string, func(), error) {
 	}()
 	select {
 	case u := <-found:
-		return u, stop, nil
+		return u, stop, cmd.Process.Pid, nil
 	case <-time.After(30 * time.Second):
 		stop()
-		return "", nil, errors.New(bin + " did not start")
+		return "", nil, 0, errors.New(bin + " did not start")
 	}
 }
 
@@ -171,16 +177,16 @@ func plainClient(simURL string, input []byte, concurrency int) (float64, error) 
 // sluiceBatch starts sluice on a fresh data folder, uploads the lines, creates a batch
 // and measures from create to completed: validation, dispatch, commits and the writing of
 // the output file are all inside the measured time.
-func sluiceBatch(bin, simURL string, input []byte, concurrency int) (float64, error) {
+func sluiceBatch(bin, simURL string, input []byte, concurrency int) (float64, float64, error) {
 	dir, err := os.MkdirTemp("", "sluice-bench-*")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer os.RemoveAll(dir)
-	base, stop, err := start(bin, `listening on (http://\S+)`, "serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"),
+	base, stop, pid, err := startPID(bin, `listening on (http://\S+)`, "serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"),
 		"--upstream", simURL, "--deployment", "bench", "--upstream-concurrency", fmt.Sprint(concurrency), "--log-level", "info")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer stop()
 
@@ -192,7 +198,7 @@ func sluiceBatch(bin, simURL string, input []byte, concurrency int) (float64, er
 	_ = mw.Close()
 	var file struct{ ID string }
 	if err := call("POST", base+"/v1/files", mw.FormDataContentType(), &body, &file); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	req, _ := json.Marshal(map[string]string{"input_file_id": file.ID, "endpoint": "/v1/chat/completions", "completion_window": "24h"})
 	var b struct {
@@ -202,24 +208,40 @@ func sluiceBatch(bin, simURL string, input []byte, concurrency int) (float64, er
 	}
 	t0 := time.Now()
 	if err := call("POST", base+"/v1/batches", "application/json", bytes.NewReader(req), &b); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	for b.Status != "completed" {
 		if ctx.Err() != nil || strings.Contains("failed cancelled expired", b.Status) && b.Status != "" {
-			return 0, fmt.Errorf("batch ended %q with %+v", b.Status, b.RequestCounts)
+			return 0, 0, fmt.Errorf("batch ended %q with %+v", b.Status, b.RequestCounts)
 		}
 		time.Sleep(20 * time.Millisecond)
 		if err := call("GET", base+"/v1/batches/"+b.ID, "", nil, &b); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	elapsed := time.Since(t0)
 	if b.RequestCounts.Completed != len(bytes.Split(bytes.TrimSpace(input), []byte("\n"))) {
-		return 0, fmt.Errorf("completed %+v", b.RequestCounts)
+		return 0, 0, fmt.Errorf("completed %+v", b.RequestCounts)
 	}
-	return float64(b.RequestCounts.Completed) / elapsed.Seconds(), nil
+	return float64(b.RequestCounts.Completed) / elapsed.Seconds(), peakRSS(pid), nil
+}
+
+// peakRSS returns the peak resident set of a process in MiB, from /proc.
+func peakRSS(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 func call(method, url, contentType string, body io.Reader, out any) error {
