@@ -1,0 +1,26 @@
+.DEFAULT_GOAL := help
+GO ?= go
+
+## help: list the targets
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
+
+## build: build the sluice binary into ./bin
+build:
+	$(GO) build -o bin/sluice ./cmd/sluice
+
+## test: vet, run every Go test, then drive a built binary with the openai npm SDK
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	bash e2e/run.sh
+
+## test/race: the Go tests under the race detector
+test/race:
+	$(GO) test -count=1 -race ./...
+
+## bench: engine throughput against a plain HTTP client on the same simulator
+bench:
+	bash bench/throughput.sh
+
+.PHONY: help build test test/race bench
