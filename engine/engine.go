@@ -47,6 +47,8 @@ type Options struct {
 	CancelGrace time.Duration
 	// HTTPClient sends upstream requests; default one transport per upstream.
 	HTTPClient *http.Client
+	// MaxFileBytes caps an uploaded file; default sluice.MaxFileBytes (200 MB).
+	MaxFileBytes int64
 	// WaitFunc waits d before a retry, or until ctx ends; default a timer. Tests inject
 	// it to see the waits asked for without spending them.
 	WaitFunc func(ctx context.Context, d time.Duration) error
@@ -86,6 +88,9 @@ func (o *Options) withDefaults() Options {
 	def(&out.BackoffMax, 30*time.Second)
 	def(&out.RequestTimeout, 10*time.Minute)
 	def(&out.CancelGrace, 30*time.Second)
+	if out.MaxFileBytes <= 0 {
+		out.MaxFileBytes = sluice.MaxFileBytes
+	}
 	if out.WaitFunc == nil {
 		out.WaitFunc = wait
 	}

@@ -368,3 +368,36 @@ func TestManyChunksEachLineOnce(t *testing.T) {
 		t.Errorf("upstream requests: got %d, want %d", got, n)
 	}
 }
+
+func TestStartMarksInterruptedUploads(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	// A row left pending by a process that died mid-upload.
+	if err := store.CreateFile(ctx, &sluice.File{ID: "file-cut", CreatedAt: time.Now(), Purpose: sluice.PurposeBatch, Status: sluice.FileStatusPending}); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(store, blob.NewMem(), []sluice.Deployment{{Name: "dep", Upstreams: []sluice.Upstream{{BaseURL: "http://127.0.0.1:1/v1"}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Stop(ctx)
+	f, err := store.FindFileByID(ctx, "file-cut")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Status != sluice.FileStatusError || f.StatusDetails == "" {
+		t.Errorf("got status %s (%q), want error with details", f.Status, f.StatusDetails)
+	}
+	_, err = eng.CreateBatch(ctx, sluice.BatchCreate{InputFileID: "file-cut", Endpoint: "/v1/chat/completions", CompletionWindow: "24h"})
+	if sluice.ErrorKind(err) != sluice.KindInvalid {
+		t.Errorf("batch on an errored file: got %v, want KindInvalid", err)
+	}
+}

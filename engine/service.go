@@ -32,12 +32,12 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 		return nil, err
 	}
 	scan := jsonl.NewScanner()
-	limited := &limitReader{r: up.Body, n: sluice.MaxFileBytes}
+	limited := &limitReader{r: up.Body, n: e.opts.MaxFileBytes}
 	n, err := e.bucket.Put(ctx, sluice.FileKey(f.ID), io.TeeReader(limited, scan))
 	if err != nil {
 		_ = e.store.DeleteFile(context.WithoutCancel(ctx), f.ID)
 		if limited.over {
-			return nil, sluice.Errorf(sluice.KindTooLarge, "The file is larger than the %d byte limit for batch input files.", sluice.MaxFileBytes).WithParam("file")
+			return nil, sluice.Errorf(sluice.KindTooLarge, "The file is larger than the %d byte limit for batch input files.", e.opts.MaxFileBytes).WithParam("file")
 		}
 		return nil, fmt.Errorf("store upload %s: %w", f.ID, err)
 	}

@@ -43,6 +43,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		simLatency  = fs.Duration("sim-latency", 20*time.Millisecond, "latency of the built-in simulator, when it serves the default deployment")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		cancelGrace = fs.Duration("cancel-grace", 0, "how long in-flight lines of a cancelled batch may finish (default 30s)")
+		maxUpload   = fs.Int64("max-upload-bytes", sluice.MaxFileBytes, "largest input file accepted")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -137,7 +138,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	ec := cfg.Engine
 	eng, err := engine.New(store, bucket, cfg.domain(), &engine.Options{
 		Logger: logger, MaxAttempts: ec.MaxAttempts, RequestTimeout: ec.RequestTimeout, CancelGrace: max(ec.CancelGrace, *cancelGrace),
-		LeaseDuration: ec.LeaseDuration, BackoffBase: ec.BackoffBase, BackoffMax: ec.BackoffMax,
+		LeaseDuration: ec.LeaseDuration, BackoffBase: ec.BackoffBase, BackoffMax: ec.BackoffMax, MaxFileBytes: *maxUpload,
 	})
 	if err != nil {
 		return err
