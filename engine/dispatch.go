@@ -232,7 +232,8 @@ func (e *Engine) readLines(ctx context.Context, r *run, reqs []sluice.Request) (
 func (e *Engine) worker(ctx context.Context, d *deployment, c *upstream.Client) {
 	defer e.workWG.Done()
 	for j := range d.jobs {
-		if j.run.ctx.Err() != nil {
+		// A cancelled batch sends no new line; only lines already in flight get the grace.
+		if j.run.stopping.Load() || j.run.ctx.Err() != nil {
 			e.commit.release(j.run, j.req)
 			continue
 		}

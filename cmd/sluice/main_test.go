@@ -591,8 +591,10 @@ func slowSim(tb testing.TB, latency time.Duration) (*sim.Server, string) {
 
 func TestCancelKeepsFinishedLines(t *testing.T) {
 	t.Parallel()
-	_, url := slowSim(t, 100*time.Millisecond)
-	c := MustRunMain(t, nil, "--upstream", url, "--deployment", "gpt-4o-mini", "--upstream-concurrency", "2", "--cancel-grace", "50ms")
+	s, url := slowSim(t, 100*time.Millisecond)
+	// A long grace: lines in flight at the cancel may finish, but queued ones must not
+	// be sent during it.
+	c := MustRunMain(t, nil, "--upstream", url, "--deployment", "gpt-4o-mini", "--upstream-concurrency", "2", "--cancel-grace", "5s")
 	const n = 60
 	f := c.mustUpload(chatLines(n, "gpt-4o-mini"))
 	b := c.mustCreateBatch(f.ID, "/v1/chat/completions")
@@ -618,6 +620,11 @@ func TestCancelKeepsFinishedLines(t *testing.T) {
 		if ids[i] == ids[i-1] {
 			t.Errorf("custom_id %s appears twice", ids[i])
 		}
+	}
+	// Sent: the lines that finished, plus at most one in flight per worker at the cancel
+	// and one more each may have started before the engine saw it.
+	if sent, max := s.Stats().Requests, int64(done.RequestCounts.Completed+2*2); sent > max {
+		t.Errorf("upstream got %d requests for %d finished lines, want at most %d: queued lines were sent after the cancel", sent, done.RequestCounts.Completed, max)
 	}
 	var again batchObj
 	if status := c.json("POST", "/v1/batches/"+b.ID+"/cancel", nil, &again); status != 200 || again.Status != "cancelled" {
