@@ -9,18 +9,18 @@ help:
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
 
-## test: vet, run every Go test, then drive a built binary with the openai npm SDK
+## test: vet, run every Go test under the race detector, then drive a built binary with the openai npm SDK
 test:
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./...
 	bash e2e/run.sh
 
-## test/race: the Go tests under the race detector
-test/race:
-	$(GO) test -count=1 -race ./...
+## test/go: the Go tests alone, without the race detector (quicker)
+test/go:
+	$(GO) test -count=1 ./...
 
 ## bench: engine throughput against a plain HTTP client on the same simulator
 bench:
 	bash bench/throughput.sh
 
-.PHONY: help build test test/race bench
+.PHONY: help build test test/go bench

@@ -129,7 +129,9 @@ func TestSimCommand(t *testing.T) {
 	}
 	var body struct {
 		Object string
-		Usage  struct{ PromptTokens int `json:"prompt_tokens"` }
+		Usage  struct {
+			PromptTokens int `json:"prompt_tokens"`
+		}
 	}
 	json.NewDecoder(resp.Body).Decode(&body)
 	resp.Body.Close()
