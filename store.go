@@ -71,7 +71,9 @@ type Store interface {
 type FileFilter struct {
 	Purpose Purpose
 	Status  FileStatus
-	After   string // ID cursor: files that come after this one in Order
+	// ExpiredBy selects files whose expires_at is at or before this time.
+	ExpiredBy *time.Time
+	After     string // ID cursor: files that come after this one in Order
 	Limit   int
 	Asc     bool // oldest first; the default is newest first
 }

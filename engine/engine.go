@@ -47,6 +47,8 @@ type Options struct {
 	CancelGrace time.Duration
 	// HTTPClient sends upstream requests; default one transport per upstream.
 	HTTPClient *http.Client
+	// SweepInterval is how often files past their expires_at are deleted; 1m.
+	SweepInterval time.Duration
 	// MaxFileBytes caps an uploaded file; default sluice.MaxFileBytes (200 MB).
 	MaxFileBytes int64
 	// WaitFunc waits d before a retry, or until ctx ends; default a timer. Tests inject
@@ -88,6 +90,7 @@ func (o *Options) withDefaults() Options {
 	def(&out.BackoffMax, 30*time.Second)
 	def(&out.RequestTimeout, 10*time.Minute)
 	def(&out.CancelGrace, 30*time.Second)
+	def(&out.SweepInterval, time.Minute)
 	if out.MaxFileBytes <= 0 {
 		out.MaxFileBytes = sluice.MaxFileBytes
 	}
@@ -246,9 +249,16 @@ func (e *Engine) loop(ctx context.Context) {
 	defer e.wg.Done()
 	t := time.NewTicker(e.opts.PollInterval)
 	defer t.Stop()
+	var swept time.Time
 	for {
 		if err := e.step(ctx); err != nil && ctx.Err() == nil {
 			e.log.ErrorContext(ctx, "engine step", "err", err)
+		}
+		if now := e.now(); now.Sub(swept) >= e.opts.SweepInterval {
+			swept = now
+			if err := e.sweepExpired(ctx, now); err != nil && ctx.Err() == nil {
+				e.log.ErrorContext(ctx, "delete expired files", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -350,4 +360,24 @@ func wait(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// sweepExpired deletes files past their expires_at. The input of a batch still running
+// is kept until the batch ends, and goes at the next sweep after.
+func (e *Engine) sweepExpired(ctx context.Context, now time.Time) error {
+	files, _, err := e.store.FindFiles(ctx, sluice.FileFilter{ExpiredBy: &now, Asc: true, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		err := e.DeleteFile(ctx, f.ID)
+		switch sluice.ErrorKind(err) {
+		case "":
+			e.log.InfoContext(ctx, "deleted expired file", "file_id", f.ID)
+		case sluice.KindConflict, sluice.KindNotFound:
+		default:
+			return err
+		}
+	}
+	return nil
 }

@@ -198,6 +198,10 @@ func (s *Store) FindFiles(ctx context.Context, filter sluice.FileFilter) ([]*slu
 		where = append(where, "status = ?")
 		args = append(args, filter.Status)
 	}
+	if filter.ExpiredBy != nil {
+		where = append(where, "expires_at IS NOT NULL AND expires_at <= ?")
+		args = append(args, filter.ExpiredBy.Unix())
+	}
 	order, cmp := "DESC", "<"
 	if filter.Asc {
 		order, cmp = "ASC", ">"

@@ -405,6 +405,34 @@ func runFiles(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		}
 	})
 
+	t.Run("FindFiles/ExpiredBy", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t)
+		for i, exp := range []int64{0, 2000, 3000, 4000} {
+			f := newFile(fmt.Sprintf("file-%d", i+1), 1000)
+			if exp != 0 {
+				f.ExpiresAt = sluice.Ptr(time.Unix(exp, 0).UTC())
+			}
+			MustCreateFile(t, s, f)
+		}
+		for _, tt := range []struct {
+			by   int64
+			want []string
+		}{
+			{1999, []string{}},
+			{3000, []string{"file-2", "file-3"}}, // at or before
+			{9999, []string{"file-2", "file-3", "file-4"}},
+		} {
+			files, _, err := s.FindFiles(t.Context(), sluice.FileFilter{ExpiredBy: sluice.Ptr(time.Unix(tt.by, 0)), Asc: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, fileIDs(files)); diff != "" {
+				t.Errorf("expired by %d: ids mismatch (-want +got):\n%s", tt.by, diff)
+			}
+		}
+	})
+
 	t.Run("FindFiles/Status", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
