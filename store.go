@@ -74,8 +74,8 @@ type FileFilter struct {
 	// ExpiredBy selects files whose expires_at is at or before this time.
 	ExpiredBy *time.Time
 	After     string // ID cursor: files that come after this one in Order
-	Limit   int
-	Asc     bool // oldest first; the default is newest first
+	Limit     int
+	Asc       bool // oldest first; the default is newest first
 }
 
 // FileUpdate changes a file. Nil fields are left as they are.
