@@ -19,6 +19,7 @@ type committer struct {
 	e    *Engine
 	in   chan item
 	done chan struct{}
+	quit chan struct{} // closed by a hard stop: stop retrying, drop what is left
 
 	mu     sync.Mutex
 	chunks map[chunkKey]*chunkState
@@ -41,7 +42,10 @@ type item struct {
 }
 
 func newCommitter(e *Engine) *committer {
-	return &committer{e: e, in: make(chan item, 4*e.opts.CommitSize), done: make(chan struct{}), chunks: make(map[chunkKey]*chunkState)}
+	return &committer{
+		e: e, in: make(chan item, 4*e.opts.CommitSize), done: make(chan struct{}), quit: make(chan struct{}),
+		chunks: make(map[chunkKey]*chunkState),
+	}
 }
 
 func (c *committer) start() { go c.loop() }
@@ -67,9 +71,27 @@ func (c *committer) track(reqs []sluice.Request) {
 	}
 }
 
-func (c *committer) add(r *run, res sluice.Result) { c.in <- item{run: r, result: res} }
+// abandon gives up on what the store has not taken yet, at a hard stop when the store
+// is failing. Dropped results are as safe as a kill -9: their chunks stay leased until
+// the lease runs out (or the next start releases them) and their lines are sent again.
+func (c *committer) abandon() {
+	select {
+	case <-c.quit:
+	default:
+		close(c.quit)
+	}
+}
 
-func (c *committer) release(r *run, req sluice.Request) { c.in <- item{run: r, release: &req} }
+func (c *committer) put(it item) {
+	select {
+	case c.in <- it:
+	case <-c.quit:
+	}
+}
+
+func (c *committer) add(r *run, res sluice.Result) { c.put(item{run: r, result: res}) }
+
+func (c *committer) release(r *run, req sluice.Request) { c.put(item{run: r, release: &req}) }
 
 func (c *committer) releaseAll(r *run, reqs []sluice.Request) {
 	for _, q := range reqs {
@@ -170,15 +192,21 @@ func (c *committer) flush(group []item) {
 	}
 }
 
-// retry runs fn until it succeeds, backing off; the store being away must not lose
-// finished work.
-func (c *committer) retry(fn func() error) {
+// retry runs fn until it succeeds, backing off, and reports true; the store being away
+// must not lose finished work. Only a hard stop makes it give up and report false.
+func (c *committer) retry(fn func() error) bool {
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
-			return
+			return true
 		}
 		c.e.log.Error("store write failed; retrying", "attempt", attempt, "err", err)
-		time.Sleep(min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second))
+		t := time.NewTimer(min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second))
+		select {
+		case <-c.quit:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-batch/sluice"
@@ -115,7 +116,10 @@ type Engine struct {
 	mu   sync.Mutex
 	runs map[string]*run // batches with lines in this process, by ID
 	busy map[string]bool // batches being validated or finalized, by ID
+	// orphans are running batches whose deployment is not configured, logged once each.
+	orphans map[string]bool
 
+	stopping   atomic.Bool        // Stop was called: workers start no new line
 	cancel     context.CancelFunc // ends the loop and dispatchers
 	hard       context.Context    // parent of every run's context
 	hardCancel context.CancelFunc // ends in-flight requests
@@ -127,15 +131,16 @@ type Engine struct {
 func New(store sluice.Store, bucket sluice.Bucket, deployments []sluice.Deployment, opts *Options) (*Engine, error) {
 	o := opts.withDefaults()
 	e := &Engine{
-		store:  store,
-		bucket: bucket,
-		opts:   o,
-		log:    o.Logger,
-		now:    o.NowFunc,
-		deps:   make(map[string]*deployment),
-		notify: make(chan struct{}, 1),
-		runs:   make(map[string]*run),
-		busy:   make(map[string]bool),
+		store:   store,
+		bucket:  bucket,
+		opts:    o,
+		log:     o.Logger,
+		now:     o.NowFunc,
+		deps:    make(map[string]*deployment),
+		notify:  make(chan struct{}, 1),
+		runs:    make(map[string]*run),
+		busy:    make(map[string]bool),
+		orphans: make(map[string]bool),
 	}
 	for _, d := range deployments {
 		if d.Name == "" {
@@ -208,24 +213,38 @@ func (e *Engine) Stop(ctx context.Context) error {
 	if e.cancel == nil {
 		return nil
 	}
+	e.stopping.Store(true)
 	e.cancel()
-	e.wg.Wait() // loop and dispatchers are gone: no new job will be queued
+	// A hard stop: in-flight requests end, and a committer stuck on a failing store
+	// gives up, so nothing below can block past ctx.
+	var err error
+	hard := func() {
+		if err == nil {
+			err = ctx.Err()
+		}
+		e.hardCancel()
+		e.commit.abandon()
+	}
+	waitOr(ctx, &e.wg, hard) // loop and dispatchers are gone: no new job will be queued
 	for _, d := range e.deps {
 		close(d.jobs)
 	}
-	done := make(chan struct{})
-	go func() { e.workWG.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-		e.hardCancel()
-		<-done
-	}
+	waitOr(ctx, &e.workWG, hard)
 	e.hardCancel()
 	e.commit.stop()
 	return err
+}
+
+// waitOr waits for wg; if ctx ends first it calls hard once and keeps waiting.
+func waitOr(ctx context.Context, wg *sync.WaitGroup, hard func()) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		hard()
+		<-done
+	}
 }
 
 // recoverUploads marks uploads cut off by a crash: their rows are pending with no
@@ -365,19 +384,28 @@ func wait(ctx context.Context, d time.Duration) error {
 // sweepExpired deletes files past their expires_at. The input of a batch still running
 // is kept until the batch ends, and goes at the next sweep after.
 func (e *Engine) sweepExpired(ctx context.Context, now time.Time) error {
-	files, _, err := e.store.FindFiles(ctx, sluice.FileFilter{ExpiredBy: &now, Asc: true, Limit: 1000})
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		err := e.DeleteFile(ctx, f.ID)
-		switch sluice.ErrorKind(err) {
-		case "":
-			e.log.InfoContext(ctx, "deleted expired file", "file_id", f.ID)
-		case sluice.KindConflict, sluice.KindNotFound:
-		default:
+	filter := sluice.FileFilter{ExpiredBy: &now, Asc: true, Limit: 500}
+	for {
+		files, more, err := e.store.FindFiles(ctx, filter)
+		if err != nil {
 			return err
 		}
+		for _, f := range files {
+			err := e.DeleteFile(ctx, f.ID)
+			switch sluice.ErrorKind(err) {
+			case "":
+				e.log.InfoContext(ctx, "deleted expired file", "file_id", f.ID)
+			case sluice.KindConflict:
+				// A running batch's input: kept for a later sweep. The cursor moves past
+				// kept files only; deleted ones are gone from the next page anyway.
+				filter.After = f.ID
+			case sluice.KindNotFound:
+			default:
+				return err
+			}
+		}
+		if !more {
+			return nil
+		}
 	}
-	return nil
 }

@@ -400,6 +400,9 @@ func TestStartMarksInterruptedUploads(t *testing.T) {
 	if sluice.ErrorKind(err) != sluice.KindInvalid {
 		t.Errorf("batch on an errored file: got %v, want KindInvalid", err)
 	}
+	if _, _, err := eng.FileContent(ctx, "file-cut"); sluice.ErrorKind(err) != sluice.KindInvalid {
+		t.Errorf("content of an errored file: got %v, want KindInvalid", err)
+	}
 }
 
 func TestExpiredFilesAreDeleted(t *testing.T) {
@@ -453,5 +456,108 @@ func TestExpiredFilesAreDeleted(t *testing.T) {
 	}
 	if _, err := store.FindFileByID(ctx, keep.ID); err != nil {
 		t.Errorf("file without expiry: got %v, want it kept", err)
+	}
+}
+
+// failingStore is a real store whose CommitResults always fails, as on a full disk.
+type failingStore struct {
+	*sqlite.Store
+}
+
+func (failingStore) CommitResults(context.Context, string, []sluice.Result) (int, error) {
+	return 0, fmt.Errorf("disk full")
+}
+
+func TestStopReturnsWhenTheStoreFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	s := sim.New(sim.Options{})
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	eng, err := engine.New(failingStore{store}, blob.NewMem(), []sluice.Deployment{{Name: "dep", Upstreams: []sluice.Upstream{{BaseURL: ts.URL + "/v1", MaxConcurrency: 8}}}},
+		&engine.Options{PollInterval: 5 * time.Millisecond, CommitSize: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f, err := eng.UploadFile(ctx, sluice.FileUpload{Filename: "in.jsonl", Body: strings.NewReader(lines(2000))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.CreateBatch(ctx, sluice.BatchCreate{InputFileID: f.ID, Endpoint: "/chat/completions", CompletionWindow: "24h"}); err != nil {
+		t.Fatal(err)
+	}
+	// The committer queue holds 4*CommitSize results; with 8 workers blocked on it too, 40
+	// answered requests mean it is full and stuck behind the failing store.
+	for deadline := time.Now().Add(10 * time.Second); s.Stats().Requests < 40; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("upstream got %d requests, want the committer's queue to fill", s.Stats().Requests)
+		}
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- eng.Stop(stopCtx) }()
+	select {
+	case err := <-stopped:
+		if err == nil {
+			t.Errorf("stop: got nil, want the context's error for a stop cut short")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("stop did not return after its context ended")
+	}
+}
+
+// cancelAtEOF cancels a context when its reader is drained: a client that goes away
+// right after its last byte.
+type cancelAtEOF struct {
+	r      io.Reader
+	cancel context.CancelFunc
+}
+
+func (c cancelAtEOF) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		c.cancel()
+	}
+	return n, err
+}
+
+func TestUploadFinishesWhenTheClientLeavesAtTheEnd(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) { ok(w) }, engine.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	f, err := b.eng.UploadFile(ctx, sluice.FileUpload{Filename: "in.jsonl", Body: cancelAtEOF{strings.NewReader(lines(3)), cancel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.store.FindFileByID(context.Background(), f.ID)
+	if err != nil || got.Status != sluice.FileStatusProcessed {
+		t.Errorf("got %+v, %v; want the file processed", got, err)
+	}
+}
+
+func TestFinishedBatchLeavesNoLineRows(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) { ok(w) }, engine.Options{})
+	out := b.MustRun(t, lines(5))
+	if len(out.output) != 5 {
+		t.Fatalf("got %d output lines, want 5", len(out.output))
+	}
+	n := 0
+	for _, ok := range []bool{true, false} {
+		if err := b.store.EachResult(context.Background(), out.batch.ID, ok, func(sluice.Result) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 0 {
+		t.Errorf("got %d result rows after the files were written, want 0", n)
 	}
 }
