@@ -53,8 +53,13 @@ func (e *Engine) activate(ctx context.Context, b *sluice.Batch) {
 	if !ok {
 		d := e.deps[b.Deployment]
 		if d == nil {
+			first := !e.orphans[b.ID]
+			e.orphans[b.ID] = true
 			e.mu.Unlock()
-			e.log.ErrorContext(ctx, "batch names a deployment that is no longer configured", "batch_id", b.ID, "deployment", b.Deployment)
+			if first {
+				e.log.ErrorContext(ctx, "batch waits for a deployment that is no longer configured; configure it again or cancel the batch",
+					"batch_id", b.ID, "deployment", b.Deployment)
+			}
 			return
 		}
 		r = &run{
@@ -232,8 +237,9 @@ func (e *Engine) readLines(ctx context.Context, r *run, reqs []sluice.Request) (
 func (e *Engine) worker(ctx context.Context, d *deployment, c *upstream.Client) {
 	defer e.workWG.Done()
 	for j := range d.jobs {
-		// A cancelled batch sends no new line; only lines already in flight get the grace.
-		if j.run.stopping.Load() || j.run.ctx.Err() != nil {
+		// A cancelled batch, or a stopping engine, sends no new line; only lines already
+		// in flight get the grace.
+		if e.stopping.Load() || j.run.stopping.Load() || j.run.ctx.Err() != nil {
 			e.commit.release(j.run, j.req)
 			continue
 		}
@@ -271,8 +277,8 @@ func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j 
 		actx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
 		resp, err := c.Do(actx, j.run.path, body)
 		cancel()
-		if ctx.Err() != nil {
-			return res, false
+		if err != nil && ctx.Err() != nil {
+			return res, false // cut off by a cancel or a stop, not answered: send again later
 		}
 		var wait time.Duration
 		switch {
