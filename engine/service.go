@@ -45,15 +45,21 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 	fs := &sluice.FileScan{Requests: sum.Requests, URL: sum.URL, Model: sum.Model, Problems: sum.Problems}
 	if len(sum.Problems) == 0 && len(sum.Entries) > 0 {
 		fs.FirstLine = sum.Entries[0].Line
-		if err := e.putIndex(ctx, f.ID, sum.Entries); err != nil {
+		if err := e.putIndex(context.WithoutCancel(ctx), f.ID, sum.Entries); err != nil {
 			return nil, e.failUpload(ctx, f.ID, err)
 		}
 		fs.Indexed = true
 	} else if len(sum.Problems) > 0 {
 		fs.FirstLine = sum.Problems[0].Line
 	}
+	// The bytes are stored: finish the row even if the client has gone away meanwhile,
+	// or it would stay pending until the next start.
 	upd := sluice.FileUpdate{Bytes: &n, Status: sluice.Ptr(sluice.FileStatusProcessed), Scan: fs}
-	return e.store.UpdateFile(ctx, f.ID, upd)
+	done, err := e.store.UpdateFile(context.WithoutCancel(ctx), f.ID, upd)
+	if err != nil {
+		return nil, e.failUpload(ctx, f.ID, err)
+	}
+	return done, nil
 }
 
 func (e *Engine) putIndex(ctx context.Context, id string, entries []jsonl.Entry) error {
@@ -115,8 +121,11 @@ func (e *Engine) FileContent(ctx context.Context, id string) (*sluice.File, io.R
 	if err != nil {
 		return nil, nil, err
 	}
-	if f.Status == sluice.FileStatusPending {
+	switch f.Status {
+	case sluice.FileStatusPending:
 		return nil, nil, sluice.Errorf(sluice.KindConflict, "The file %s is still being uploaded.", id)
+	case sluice.FileStatusError:
+		return nil, nil, sluice.Errorf(sluice.KindInvalid, "The file %s has no content: %s", id, f.StatusDetails).WithParam("file_id")
 	}
 	rc, err := e.bucket.Get(ctx, sluice.FileKey(id))
 	if err != nil {

@@ -56,6 +56,11 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	if e, ok := asError(err); ok {
 		body.Param, body.Code = nullable(e.Param), nullable(e.Code)
 	}
+	if status == http.StatusConflict {
+		// The official SDKs retry 409 by default; a conflict here (cancel an ended
+		// batch, delete a running batch's input) answers the same on every try.
+		w.Header().Set("x-should-retry", "false")
+	}
 	writeJSON(w, status, map[string]errorBody{"error": body})
 }
 
