@@ -63,6 +63,10 @@ type Store interface {
 	// failed), in line order.
 	EachResult(ctx context.Context, batchID string, succeeded bool, fn func(Result) error) error
 
+	// DeleteRequests removes the request rows, chunks and results of a batch, once its
+	// result files hold everything. Deleting what is not there is not an error.
+	DeleteRequests(ctx context.Context, batchID string) error
+
 	// Close releases the store's resources.
 	Close() error
 }

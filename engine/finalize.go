@@ -69,6 +69,10 @@ func (e *Engine) finalize(ctx context.Context, b *sluice.Batch, final sluice.Sta
 	if err != nil {
 		return err
 	}
+	// The result files hold every result now; the rows behind them can go.
+	if err := e.store.DeleteRequests(ctx, b.ID); err != nil {
+		e.log.WarnContext(ctx, "delete the request rows of a finished batch", "batch_id", b.ID, "err", err)
+	}
 	c := b.RequestCounts
 	e.log.InfoContext(ctx, "batch "+string(final), "batch_id", b.ID, "completed", c.Completed, "failed", c.Failed, "total", c.Total,
 		"write_ms", time.Since(t0).Milliseconds())

@@ -519,3 +519,31 @@ func (s *Store) EachResult(ctx context.Context, batchID string, succeeded bool, 
 	}
 	return rows.Err()
 }
+
+// purgeStep is how many rows one DeleteRequests transaction removes, so a large batch
+// does not hold the one writer for long.
+const purgeStep = 5000
+
+// DeleteRequests implements sluice.Store.
+func (s *Store) DeleteRequests(ctx context.Context, batchID string) error {
+	for _, q := range []string{
+		`DELETE FROM results WHERE rowid IN (SELECT rowid FROM results WHERE batch_id = ? LIMIT ?)`,
+		`DELETE FROM requests WHERE batch_id = ? AND line IN (SELECT line FROM requests WHERE batch_id = ? LIMIT ?)`,
+		`DELETE FROM chunks WHERE batch_id = ? AND chunk IN (SELECT chunk FROM chunks WHERE batch_id = ? LIMIT ?)`,
+	} {
+		for {
+			args := []any{batchID, purgeStep}
+			if strings.Count(q, "?") == 3 {
+				args = []any{batchID, batchID, purgeStep}
+			}
+			res, err := s.w.ExecContext(ctx, q, args...)
+			if err != nil {
+				return fmt.Errorf("delete requests of %s: %w", batchID, err)
+			}
+			if n, _ := res.RowsAffected(); n < purgeStep {
+				break
+			}
+		}
+	}
+	return nil
+}

@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS files (
 	scan           TEXT
 );
 CREATE INDEX IF NOT EXISTS files_purpose ON files (purpose, seq);
+CREATE INDEX IF NOT EXISTS files_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS batches (
 	seq                  INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -67,6 +68,8 @@ CREATE TABLE IF NOT EXISTS chunks (
 	lease_until INTEGER,
 	PRIMARY KEY (batch_id, chunk)
 ) WITHOUT ROWID;
+-- The heartbeat extends, and a start releases, the leased chunks only.
+CREATE INDEX IF NOT EXISTS chunks_leased ON chunks (owner) WHERE state = 1;
 
 -- At most one result per line, in line order per batch.
 CREATE TABLE IF NOT EXISTS results (

@@ -1448,6 +1448,41 @@ func runRequests(t *testing.T, setup func(t *testing.T) sluice.Store) {
 	})
 
 	// CountLeased counts the chunks of one batch whose lease is live at now.
+	t.Run("DeleteRequests", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t)
+		for _, id := range []string{"batch-1", "batch-2"} {
+			MustCreateBatch(t, s, newBatch(id, "file-in", sluice.StatusInProgress, 1000))
+			MustAddRequests(t, s, id, newRequests(id, 1, threeChunks))
+			claimed := MustClaimRequests(t, s, id, "owner-a", 1, future())
+			MustCommitResults(t, s, "owner-a", resultsFor(claimed))
+		}
+		if err := s.DeleteRequests(t.Context(), "batch-1"); err != nil {
+			t.Fatal(err)
+		}
+		for _, ok := range []bool{true, false} {
+			if got := MustEachResult(t, s, "batch-1", ok); len(got) != 0 {
+				t.Errorf("batch-1 results (succeeded %v): got %d, want none", ok, len(got))
+			}
+		}
+		if got := MustClaimRequests(t, s, "batch-1", "owner-b", 1000, future()); len(got) != 0 {
+			t.Errorf("batch-1 claim after delete: got %d lines, want none", len(got))
+		}
+		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 0 {
+			t.Errorf("batch-1 leased: got %d, want 0", got)
+		}
+		// The other batch is untouched.
+		if got := len(MustEachResult(t, s, "batch-2", true)) + len(MustEachResult(t, s, "batch-2", false)); got != sluice.ChunkLines {
+			t.Errorf("batch-2 results: got %d, want %d", got, sluice.ChunkLines)
+		}
+		if got := MustClaimRequests(t, s, "batch-2", "owner-b", 1, future()); len(got) != sluice.ChunkLines {
+			t.Errorf("batch-2 claim: got %d lines, want the next chunk of %d", len(got), sluice.ChunkLines)
+		}
+		if err := s.DeleteRequests(t.Context(), "batch-none"); err != nil {
+			t.Errorf("delete of a batch with no rows: got %v, want nil", err)
+		}
+	})
+
 	t.Run("CountLeased", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
