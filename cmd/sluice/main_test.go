@@ -645,6 +645,15 @@ func TestCancelCompletedConflicts(t *testing.T) {
 	if status := c.json("POST", "/v1/batches/"+b.ID+"/cancel", nil, &e); status != 409 || e.Error.Message == "" {
 		t.Errorf("got %d %+v, want 409 with a message", status, e)
 	}
+	// The official SDKs retry 409 unless told not to; this one answers the same each time.
+	resp, err := http.Post(c.base+"/v1/batches/"+b.ID+"/cancel", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("x-should-retry"); got != "false" {
+		t.Errorf("x-should-retry: got %q, want false", got)
+	}
 	if status := c.json("DELETE", "/v1/files/"+f.ID, nil, &e); status != 200 {
 		t.Errorf("delete input of an ended batch: got %d, want 200", status)
 	}
