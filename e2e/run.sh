@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test: build Sluice, start it on a free loopback port with an API
-# key, and run the official `openai` npm SDK against it (e2e/node/sdk.test.mjs).
+# key, and run the official `openai` npm SDK (e2e/node/sdk.test.mjs) and the
+# official Go SDK openai-go/v3 (e2e/go, its own module) against it.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -59,4 +60,7 @@ fi
 
 status=0
 SLUICE_URL="$URL" SLUICE_API_KEY="$API_KEY" npm test || status=$?
+
+cd "$ROOT/e2e/go"
+SLUICE_URL="$URL" SLUICE_API_KEY="$API_KEY" go test -count=1 -v ./... || status=$?
 exit "$status"
