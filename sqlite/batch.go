@@ -233,14 +233,89 @@ func (s *Store) FinishBatch(ctx context.Context, id string, files []*sluice.File
 
 // --- request lines ---
 
-// rowsPerStatement bounds the rows one multi-row statement carries, well inside
-// SQLite's limit on bound parameters.
-const rowsPerStatement = 500
 
 // valuesList returns "(?, ?), (?, ?)" for rows rows of cols columns.
 func valuesList(rows, cols int) string {
 	one := "(" + placeholders(cols) + ")"
 	return strings.TrimSuffix(strings.Repeat(one+", ", rows), ", ")
+}
+
+// The hot path's statements, prepared once at Open: parsing them again for every group
+// of results cost as much as running them.
+const (
+	sqlClaimChunks = `UPDATE chunks SET state = 1, owner = ?, lease_until = ?
+		WHERE batch_id = ? AND chunk IN (SELECT chunk FROM chunks WHERE batch_id = ? AND (state = 0 OR (state = 1 AND lease_until < ?))
+			ORDER BY chunk LIMIT ?)
+		RETURNING chunk, first_line, last_line`
+	sqlUnfinished = `SELECT r.line, r.custom_id, r.off, r.len FROM requests r
+		WHERE r.batch_id = ? AND r.line BETWEEN ? AND ? AND r.chunk = ?
+		AND NOT EXISTS (SELECT 1 FROM results x WHERE x.batch_id = r.batch_id AND x.line = r.line)
+		ORDER BY r.line`
+	sqlChunkDone = `UPDATE chunks SET state = 2, owner = NULL, lease_until = NULL, remaining = 0
+		WHERE batch_id = ? AND chunk = ?`
+	sqlHeld        = `SELECT 1 FROM chunks WHERE batch_id = ? AND chunk = ? AND state = 1 AND owner = ?`
+	sqlChunkCounts = `UPDATE chunks SET remaining = remaining - ?,
+			state = CASE WHEN remaining - ? <= 0 THEN 2 ELSE state END,
+			owner = CASE WHEN remaining - ? <= 0 THEN NULL ELSE owner END
+			WHERE batch_id = ? AND chunk = ?`
+	sqlCountCompleted = `UPDATE batches SET completed = completed + ? WHERE id = ?`
+	sqlCountFailed    = `UPDATE batches SET failed = failed + ? WHERE id = ?`
+	sqlRelease        = `UPDATE chunks SET state = 0, owner = NULL, lease_until = NULL
+			WHERE batch_id = ? AND chunk = ? AND state = 1 AND owner = ?`
+	sqlAddChunk = `INSERT INTO chunks (batch_id, chunk, first_line, last_line, remaining) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (batch_id, chunk) DO NOTHING`
+
+	insertResultsHead  = `INSERT INTO results (batch_id, line, succeeded, output) VALUES `
+	insertResultsTail  = ` ON CONFLICT (batch_id, line) DO NOTHING`
+	insertRequestsHead = `INSERT INTO requests (batch_id, line, chunk, custom_id, off, len) VALUES `
+	insertRequestsTail = ` ON CONFLICT (batch_id, line) DO NOTHING`
+)
+
+// rowShapes are the row counts of the prepared multi-row inserts; a group of rows goes
+// in as the fewest statements of these shapes.
+var rowShapes = []int{64, 8, 1}
+
+// hotStatements returns every statement Open prepares.
+func hotStatements() []string {
+	qs := []string{sqlClaimChunks, sqlUnfinished, sqlChunkDone, sqlHeld, sqlChunkCounts, sqlCountCompleted,
+		sqlCountFailed, sqlRelease, sqlAddChunk}
+	for _, n := range rowShapes {
+		qs = append(qs, insertResultsHead+valuesList(n, 4)+insertResultsTail,
+			insertRequestsHead+valuesList(n, 6)+insertRequestsTail)
+	}
+	return qs
+}
+
+// stmt returns q prepared for tx: the statement Open prepared, bound to tx.
+func (s *Store) stmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
+	return tx.StmtContext(ctx, s.prepared[q])
+}
+
+// insertRows inserts rows of cols values each with the prepared shapes, and returns
+// how many rows the statements reported inserted.
+func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, head, tail string, cols int, args []any) (int, error) {
+	n := 0
+	for len(args) > 0 {
+		rows := len(args) / cols
+		shape := 1
+		for _, sh := range rowShapes {
+			if rows >= sh {
+				shape = sh
+				break
+			}
+		}
+		res, err := s.stmt(ctx, tx, head+valuesList(shape, cols)+tail).ExecContext(ctx, args[:shape*cols]...)
+		if err != nil {
+			return 0, err
+		}
+		m, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		n += int(m)
+		args = args[shape*cols:]
+	}
+	return n, nil
 }
 
 // AddRequests implements sluice.Store. Rows go in with one statement per 500.
@@ -262,24 +337,16 @@ func (s *Store) AddRequests(ctx context.Context, batchID string, reqs []sluice.R
 		}
 		c.first, c.last, c.n = min(c.first, r.Line), max(c.last, r.Line), c.n+1
 	}
-	for todo := reqs; len(todo) > 0; {
-		chunk := todo[:min(len(todo), rowsPerStatement)]
-		todo = todo[len(chunk):]
-		args := make([]any, 0, 6*len(chunk))
-		for _, r := range chunk {
-			args = append(args, batchID, r.Line, r.Chunk, r.CustomID, r.Offset, r.Length)
-		}
-		q := `INSERT INTO requests (batch_id, line, chunk, custom_id, off, len) VALUES ` + valuesList(len(chunk), 6) +
-			` ON CONFLICT (batch_id, line) DO NOTHING`
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("add requests of %s: %w", batchID, err)
-		}
+	args := make([]any, 0, 6*len(reqs))
+	for _, r := range reqs {
+		args = append(args, batchID, r.Line, r.Chunk, r.CustomID, r.Offset, r.Length)
+	}
+	if _, err := s.insertRows(ctx, tx, insertRequestsHead, insertRequestsTail, 6, args); err != nil {
+		return fmt.Errorf("add requests of %s: %w", batchID, err)
 	}
 	for _, n := range order {
 		c := chunks[n]
-		_, err := tx.ExecContext(ctx, `INSERT INTO chunks (batch_id, chunk, first_line, last_line, remaining) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (batch_id, chunk) DO NOTHING`, batchID, n, c.first, c.last, c.n)
-		if err != nil {
+		if _, err := s.stmt(ctx, tx, sqlAddChunk).ExecContext(ctx, batchID, n, c.first, c.last, c.n); err != nil {
 			return fmt.Errorf("add chunks of %s: %w", batchID, err)
 		}
 	}
@@ -294,10 +361,7 @@ func (s *Store) ClaimRequests(ctx context.Context, batchID, owner string, n int,
 	}
 	defer tx.Rollback()
 	want := max(1, (n+sluice.ChunkLines-1)/sluice.ChunkLines)
-	rows, err := tx.QueryContext(ctx, `UPDATE chunks SET state = 1, owner = ?, lease_until = ?
-		WHERE batch_id = ? AND chunk IN (SELECT chunk FROM chunks WHERE batch_id = ? AND (state = 0 OR (state = 1 AND lease_until < ?))
-			ORDER BY chunk LIMIT ?)
-		RETURNING chunk, first_line, last_line`, owner, until.UnixMilli(), batchID, batchID, s.now().UnixMilli(), want)
+	rows, err := s.stmt(ctx, tx, sqlClaimChunks).QueryContext(ctx, owner, until.UnixMilli(), batchID, batchID, s.now().UnixMilli(), want)
 	if err != nil {
 		return nil, fmt.Errorf("claim chunks of %s: %w", batchID, err)
 	}
@@ -316,13 +380,12 @@ func (s *Store) ClaimRequests(ctx context.Context, batchID, owner string, n int,
 	}
 	var out []sluice.Request
 	for _, sp := range spans {
-		got, err := unfinished(ctx, tx, batchID, sp.chunk, sp.first, sp.last)
+		got, err := s.unfinished(ctx, tx, batchID, sp.chunk, sp.first, sp.last)
 		if err != nil {
 			return nil, err
 		}
 		if len(got) == 0 { // every line has a result: the chunk is done
-			if _, err := tx.ExecContext(ctx, `UPDATE chunks SET state = 2, owner = NULL, lease_until = NULL, remaining = 0
-				WHERE batch_id = ? AND chunk = ?`, batchID, sp.chunk); err != nil {
+			if _, err := s.stmt(ctx, tx, sqlChunkDone).ExecContext(ctx, batchID, sp.chunk); err != nil {
 				return nil, fmt.Errorf("claim chunks of %s: %w", batchID, err)
 			}
 		}
@@ -336,11 +399,8 @@ func (s *Store) ClaimRequests(ctx context.Context, batchID, owner string, n int,
 }
 
 // unfinished returns the lines of a chunk that have no result.
-func unfinished(ctx context.Context, tx *sql.Tx, batchID string, chunk, first, last int) ([]sluice.Request, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT r.line, r.custom_id, r.off, r.len FROM requests r
-		WHERE r.batch_id = ? AND r.line BETWEEN ? AND ? AND r.chunk = ?
-		AND NOT EXISTS (SELECT 1 FROM results x WHERE x.batch_id = r.batch_id AND x.line = r.line)
-		ORDER BY r.line`, batchID, first, last, chunk)
+func (s *Store) unfinished(ctx context.Context, tx *sql.Tx, batchID string, chunk, first, last int) ([]sluice.Request, error) {
+	rows, err := s.stmt(ctx, tx, sqlUnfinished).QueryContext(ctx, batchID, first, last, chunk)
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %d of %s: %w", chunk, batchID, err)
 	}
@@ -387,8 +447,7 @@ func (s *Store) ReleaseRequests(ctx context.Context, owner string, reqs []sluice
 			continue
 		}
 		seen[k] = true
-		_, err := tx.ExecContext(ctx, `UPDATE chunks SET state = 0, owner = NULL, lease_until = NULL
-			WHERE batch_id = ? AND chunk = ? AND state = 1 AND owner = ?`, r.BatchID, r.Chunk, owner)
+		_, err := s.stmt(ctx, tx, sqlRelease).ExecContext(ctx, r.BatchID, r.Chunk, owner)
 		if err != nil {
 			return fmt.Errorf("release chunk %d of %s: %w", r.Chunk, r.BatchID, err)
 		}
@@ -425,8 +484,7 @@ func (s *Store) CommitResults(ctx context.Context, owner string, results []sluic
 		h, ok := held[k.chunkKey]
 		if !ok {
 			var one int
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM chunks WHERE batch_id = ? AND chunk = ? AND state = 1 AND owner = ?`,
-				k.batchID, k.chunk, owner).Scan(&one)
+			err := s.stmt(ctx, tx, sqlHeld).QueryRowContext(ctx, k.batchID, k.chunk, owner).Scan(&one)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return 0, fmt.Errorf("commit results: %w", err)
 			}
@@ -436,24 +494,21 @@ func (s *Store) CommitResults(ctx context.Context, owner string, results []sluic
 		if !h {
 			continue // the lease passed to another owner; its results will count
 		}
-		n, err := appendResults(ctx, tx, groups[k])
+		n, err := s.appendResults(ctx, tx, groups[k])
 		if err != nil {
 			return 0, err
 		}
 		if n == 0 {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE chunks SET remaining = remaining - ?,
-			state = CASE WHEN remaining - ? <= 0 THEN 2 ELSE state END,
-			owner = CASE WHEN remaining - ? <= 0 THEN NULL ELSE owner END
-			WHERE batch_id = ? AND chunk = ?`, n, n, n, k.batchID, k.chunk); err != nil {
+		if _, err := s.stmt(ctx, tx, sqlChunkCounts).ExecContext(ctx, n, n, n, k.batchID, k.chunk); err != nil {
 			return 0, fmt.Errorf("count chunk results: %w", err)
 		}
-		col := "failed"
+		count := sqlCountFailed
 		if k.succeeded {
-			col = "completed"
+			count = sqlCountCompleted
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE batches SET `+col+` = `+col+` + ? WHERE id = ?`, n, k.batchID); err != nil {
+		if _, err := s.stmt(ctx, tx, count).ExecContext(ctx, n, k.batchID); err != nil {
 			return 0, fmt.Errorf("count results of %s: %w", k.batchID, err)
 		}
 		stored += n
@@ -466,25 +521,14 @@ func (s *Store) CommitResults(ctx context.Context, owner string, results []sluic
 
 // appendResults inserts results, skipping lines that have one, and returns how many
 // it inserted.
-func appendResults(ctx context.Context, tx *sql.Tx, rs []*sluice.Result) (int, error) {
-	n := 0
-	for len(rs) > 0 {
-		chunk := rs[:min(len(rs), rowsPerStatement)]
-		rs = rs[len(chunk):]
-		args := make([]any, 0, 4*len(chunk))
-		for _, r := range chunk {
-			args = append(args, r.BatchID, r.Line, r.Succeeded, r.Output)
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO results (batch_id, line, succeeded, output) VALUES `+valuesList(len(chunk), 4)+
-			` ON CONFLICT (batch_id, line) DO NOTHING`, args...)
-		if err != nil {
-			return 0, fmt.Errorf("append results: %w", err)
-		}
-		m, err := res.RowsAffected()
-		if err != nil {
-			return 0, fmt.Errorf("append results: %w", err)
-		}
-		n += int(m)
+func (s *Store) appendResults(ctx context.Context, tx *sql.Tx, rs []*sluice.Result) (int, error) {
+	args := make([]any, 0, 4*len(rs))
+	for _, r := range rs {
+		args = append(args, r.BatchID, r.Line, r.Succeeded, r.Output)
+	}
+	n, err := s.insertRows(ctx, tx, insertResultsHead, insertResultsTail, 4, args)
+	if err != nil {
+		return 0, fmt.Errorf("append results: %w", err)
 	}
 	return n, nil
 }

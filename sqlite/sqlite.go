@@ -39,10 +39,12 @@ type Options struct {
 
 // Store is a sluice.Store on SQLite.
 type Store struct {
-	w   *sql.DB // the one writer connection
-	r   *sql.DB // readers
-	now func() time.Time
-	log *slog.Logger
+	w *sql.DB // the one writer connection
+	r *sql.DB // readers
+
+	prepared map[string]*sql.Stmt // hot statements on the writer, by SQL text; read-only after Open
+	now      func() time.Time
+	log      *slog.Logger
 }
 
 var _ sluice.Store = (*Store)(nil)
@@ -81,6 +83,15 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("migrate sqlite: %w", err)
 	}
+	s.prepared = make(map[string]*sql.Stmt)
+	for _, q := range hotStatements() {
+		st, err := w.PrepareContext(ctx, q)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("prepare statement: %w", err)
+		}
+		s.prepared[q] = st
+	}
 	if !opts.KeepLeases {
 		res, err := w.ExecContext(ctx, `UPDATE chunks SET state = 0, owner = NULL, lease_until = NULL WHERE state = 1`)
 		if err != nil {
@@ -96,7 +107,11 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 
 // Close implements sluice.Store.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	var errs []error
+	for _, st := range s.prepared {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }
 
 // interpret translates driver errors into sluice kinds, once, for every method.
