@@ -45,6 +45,7 @@ func run() error {
 		concurrency = flag.Int("concurrency", 64, "requests in flight, for both the client and the engine")
 		rounds      = flag.Int("rounds", 3, "measurements of each side; the median is reported")
 		latency     = flag.String("latency", "0s", "simulator latency per request")
+		cpuTable    = flag.Bool("cpu", false, "report CPU seconds per line of each process instead of lines/s")
 	)
 	verbose := flag.Bool("v", false, "show the logs of sluice")
 	flag.Parse()
@@ -52,27 +53,41 @@ func run() error {
 		stderrSink = os.Stderr
 	}
 
-	simURL, stopSim, err := start(*bin, "sluice sim listening on (http://\\S+)", "sim", "--addr", "127.0.0.1:0", "--latency", *latency)
+	simURL, stopSim, simPID, err := startPID(*bin, "sluice sim listening on (http://\\S+)", "sim", "--addr", "127.0.0.1:0", "--latency", *latency)
 	if err != nil {
 		return err
 	}
 	defer stopSim()
 
 	input := makeLines(*lines)
-	var plain, engine, rss []float64
+	var plain, engine, rss, plainCPU, engineCPU, simPlainCPU, simEngineCPU []float64
 	for r := range *rounds {
+		n := float64(*lines)
+		self0, sim0 := selfCPU(), procCPU(simPID)
 		p, err := plainClient(simURL, input, *concurrency)
 		if err != nil {
 			return fmt.Errorf("plain client: %w", err)
 		}
-		e, m, err := sluiceBatch(*bin, simURL, input, *concurrency)
+		plainCPU = append(plainCPU, (selfCPU()-self0)/n)
+		simPlainCPU = append(simPlainCPU, (procCPU(simPID)-sim0)/n)
+		sim1 := procCPU(simPID)
+		e, m, cpu, err := sluiceBatch(*bin, simURL, input, *concurrency)
 		if err != nil {
 			return fmt.Errorf("sluice: %w", err)
 		}
+		engineCPU = append(engineCPU, cpu/n)
+		simEngineCPU = append(simEngineCPU, (procCPU(simPID)-sim1)/n)
 		fmt.Fprintf(os.Stderr, "round %d: plain %.0f lines/s, sluice %.0f lines/s\n", r+1, p, e)
 		plain, engine, rss = append(plain, p), append(engine, e), append(rss, m)
 	}
 	mp, me := median(plain), median(engine)
+	if *cpuTable {
+		fmt.Printf("| sim latency | plain client CPU µs/line | sluice CPU µs/line | ratio | sim CPU µs/line (plain run) | sim CPU µs/line (sluice run) |\n")
+		fmt.Printf("|---|---|---|---|---|---|\n")
+		pc, ec := median(plainCPU)*1e6, median(engineCPU)*1e6
+		fmt.Printf("| %s | %.1f | %.1f | %.2f | %.1f | %.1f |\n", *latency, pc, ec, ec/pc, median(simPlainCPU)*1e6, median(simEngineCPU)*1e6)
+		return nil
+	}
 	fmt.Printf("| lines | concurrency | sim latency | plain client lines/s | sluice lines/s | ratio | sluice peak RSS MiB |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|\n")
 	fmt.Printf("| %d | %d | %s | %.0f | %.0f | %.2f | %.0f |\n", *lines, *concurrency, *latency, mp, me, me/mp, median(rss))
@@ -177,16 +192,16 @@ func plainClient(simURL string, input []byte, concurrency int) (float64, error) 
 // sluiceBatch starts sluice on a fresh data folder, uploads the lines, creates a batch
 // and measures from create to completed: validation, dispatch, commits and the writing of
 // the output file are all inside the measured time.
-func sluiceBatch(bin, simURL string, input []byte, concurrency int) (float64, float64, error) {
+func sluiceBatch(bin, simURL string, input []byte, concurrency int) (float64, float64, float64, error) {
 	dir, err := os.MkdirTemp("", "sluice-bench-*")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer os.RemoveAll(dir)
 	base, stop, pid, err := startPID(bin, `listening on (http://\S+)`, "serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"),
 		"--upstream", simURL, "--deployment", "bench", "--upstream-concurrency", fmt.Sprint(concurrency), "--log-level", "info")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer stop()
 
@@ -198,7 +213,7 @@ func sluiceBatch(bin, simURL string, input []byte, concurrency int) (float64, fl
 	_ = mw.Close()
 	var file struct{ ID string }
 	if err := call("POST", base+"/v1/files", mw.FormDataContentType(), &body, &file); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	req, _ := json.Marshal(map[string]string{"input_file_id": file.ID, "endpoint": "/v1/chat/completions", "completion_window": "24h"})
 	var b struct {
@@ -206,27 +221,46 @@ func sluiceBatch(bin, simURL string, input []byte, concurrency int) (float64, fl
 		Status        string
 		RequestCounts struct{ Total, Completed, Failed int } `json:"request_counts"`
 	}
+	cpu0 := procCPU(pid)
 	t0 := time.Now()
 	if err := call("POST", base+"/v1/batches", "application/json", bytes.NewReader(req), &b); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	for b.Status != "completed" {
 		if ctx.Err() != nil || strings.Contains("failed cancelled expired", b.Status) && b.Status != "" {
-			return 0, 0, fmt.Errorf("batch ended %q with %+v", b.Status, b.RequestCounts)
+			return 0, 0, 0, fmt.Errorf("batch ended %q with %+v", b.Status, b.RequestCounts)
 		}
 		time.Sleep(20 * time.Millisecond)
 		if err := call("GET", base+"/v1/batches/"+b.ID, "", nil, &b); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
 	elapsed := time.Since(t0)
+	cpu := procCPU(pid) - cpu0
 	if b.RequestCounts.Completed != len(bytes.Split(bytes.TrimSpace(input), []byte("\n"))) {
-		return 0, 0, fmt.Errorf("completed %+v", b.RequestCounts)
+		return 0, 0, 0, fmt.Errorf("completed %+v", b.RequestCounts)
 	}
-	return float64(b.RequestCounts.Completed) / elapsed.Seconds(), peakRSS(pid), nil
+	return float64(b.RequestCounts.Completed) / elapsed.Seconds(), peakRSS(pid), cpu, nil
 }
+
+// procCPU returns the CPU seconds (user and system) a process has used, from /proc.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	var ut, st float64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return (ut + st) / 100 // clock ticks; 100 a second on Linux
+}
+
+// selfCPU returns the CPU seconds this process has used.
+func selfCPU() float64 { return procCPU(os.Getpid()) }
 
 // peakRSS returns the peak resident set of a process in MiB, from /proc.
 func peakRSS(pid int) float64 {
