@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/sluice-batch/sluice"
 )
@@ -45,8 +46,17 @@ func (s *Server) handleBatchCreate(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, encodeBatch(b))
+	writeJSON(w, createdStatus(r), encodeBatch(b))
 	return nil
+}
+
+// createdStatus is 201 on the Azure preview API versions, which answer a create so, and
+// 200 on the GA version and on /v1, as OpenAI does.
+func createdStatus(r *http.Request) int {
+	if strings.HasPrefix(r.URL.Path, "/openai/") && strings.HasSuffix(r.URL.Query().Get("api-version"), "-preview") {
+		return http.StatusCreated
+	}
+	return http.StatusOK
 }
 
 // decodeJSON reads a JSON object body into v. Unknown members are ignored, as the

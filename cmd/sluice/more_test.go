@@ -187,3 +187,24 @@ func TestDataFolderIsLocked(t *testing.T) {
 		t.Errorf("got %v, want the data folder in use", err)
 	}
 }
+
+func TestCreateStatusByAPIVersion(t *testing.T) {
+	t.Parallel()
+	c := MustRunMain(t, nil)
+	f := c.mustUpload(chatLines(1, "gpt-4o-mini"))
+	body := map[string]any{"input_file_id": f.ID, "endpoint": "/chat/completions", "completion_window": "24h"}
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/v1/batches", 200},
+		{"/openai/batches?api-version=2024-10-21", 200},
+		{"/openai/batches?api-version=2025-04-01-preview", 201},
+		{"/openai/batches?api-version=2024-07-01-preview", 201},
+	} {
+		var b batchObj
+		if got := c.json("POST", tc.path, body, &b); got != tc.status || b.Status != "validating" {
+			t.Errorf("%s: got %d %s, want %d validating", tc.path, got, b.Status, tc.status)
+		}
+	}
+}
