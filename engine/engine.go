@@ -255,9 +255,14 @@ func (e *Engine) recoverUploads(ctx context.Context) error {
 		return fmt.Errorf("find interrupted uploads: %w", err)
 	}
 	for _, f := range files {
-		if err := e.failUpload(ctx, f.ID, errors.New("upload interrupted by a restart")); err != nil {
-			e.log.InfoContext(ctx, "marked interrupted upload", "file_id", f.ID)
+		_, err := e.store.UpdateFile(ctx, f.ID, sluice.FileUpdate{
+			Status:        sluice.Ptr(sluice.FileStatusError),
+			StatusDetails: sluice.Ptr("The upload was cut off by a restart; upload the file again."),
+		})
+		if err != nil {
+			return fmt.Errorf("mark interrupted upload %s: %w", f.ID, err)
 		}
+		e.log.InfoContext(ctx, "marked an upload cut off by a restart", "file_id", f.ID)
 	}
 	return nil
 }
