@@ -233,7 +233,6 @@ func (s *Store) FinishBatch(ctx context.Context, id string, files []*sluice.File
 
 // --- request lines ---
 
-
 // valuesList returns "(?, ?), (?, ?)" for rows rows of cols columns.
 func valuesList(rows, cols int) string {
 	one := "(" + placeholders(cols) + ")"
