@@ -208,3 +208,62 @@ func TestCreateStatusByAPIVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestBadRequestBodies(t *testing.T) {
+	t.Parallel()
+	c := MustRunMain(t, nil)
+	for _, tc := range []struct {
+		name, method, path, contentType, body string
+		status                                int
+		param                                 string
+	}{
+		{name: "create-not-json", method: "POST", path: "/v1/batches", contentType: "application/json", body: `{"input_file_id":`, status: 400},
+		{name: "create-empty-body", method: "POST", path: "/v1/batches", contentType: "application/json", body: ``, status: 400},
+		{name: "create-metadata-not-strings", method: "POST", path: "/v1/batches", contentType: "application/json",
+			body: `{"input_file_id":"file-x","endpoint":"/v1/chat/completions","completion_window":"24h","metadata":{"k":1}}`, status: 400, param: "metadata"},
+		{name: "create-window-not-string", method: "POST", path: "/v1/batches", contentType: "application/json",
+			body: `{"input_file_id":"file-x","endpoint":"/v1/chat/completions","completion_window":24}`, status: 400, param: "completion_window"},
+		{name: "upload-not-multipart", method: "POST", path: "/v1/files", contentType: "application/json", body: `{}`, status: 400},
+		{name: "upload-broken-multipart", method: "POST", path: "/v1/files", contentType: "multipart/form-data; boundary=xyz", body: "--xyz\r\nnonsense", status: 400},
+		{name: "unknown-route", method: "GET", path: "/v1/assistants", status: 404},
+		{name: "wrong-method", method: "PUT", path: "/v1/batches", status: 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cc := *c
+			cc.tb = t
+			status, b := cc.do(tc.method, tc.path, strings.NewReader(tc.body), tc.contentType)
+			var e apiError
+			if err := json.Unmarshal(b, &e); err != nil || status != tc.status || e.Error.Message == "" || e.Error.Type == "" {
+				t.Fatalf("got %d %s, want %d in the error shape", status, b, tc.status)
+			}
+			if tc.param != "" && (e.Error.Param == nil || *e.Error.Param != tc.param) {
+				t.Errorf("param: got %v, want %q", e.Error.Param, tc.param)
+			}
+		})
+	}
+	t.Run("two-file-parts", func(t *testing.T) {
+		t.Parallel()
+		cc := *c
+		cc.tb = t
+		var buf strings.Builder
+		mw := multipart.NewWriter(&buf)
+		mw.WriteField("purpose", "batch")
+		for range 2 {
+			fw, _ := mw.CreateFormFile("file", "twice.jsonl")
+			io.WriteString(fw, chatLines(1, "gpt-4o-mini"))
+		}
+		mw.Close()
+		status, b := cc.do("POST", "/v1/files", strings.NewReader(buf.String()), mw.FormDataContentType())
+		if status != 400 {
+			t.Fatalf("got %d %s, want 400", status, b)
+		}
+		var list struct{ Data []fileObj }
+		cc.json("GET", "/v1/files", nil, &list)
+		for _, f := range list.Data {
+			if f.Filename == "twice.jsonl" {
+				t.Errorf("the refused upload is listed: %+v", f)
+			}
+		}
+	})
+}
