@@ -38,7 +38,7 @@ type chunkState struct {
 type item struct {
 	run     *run
 	result  sluice.Result
-	release *sluice.Request // set: release this line instead of committing a result
+	release *sluice.Request // set: this line was given up unsent; its chunk is released once settled
 }
 
 func newCommitter(e *Engine) *committer {
