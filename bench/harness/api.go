@@ -1,0 +1,227 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"time"
+)
+
+// Client speaks the parts of the Batch API the benchmarks drive.
+type Client struct {
+	// BaseURL is the server's address without /v1, e.g. http://127.0.0.1:8080.
+	BaseURL string
+	// HTTP sends the requests.
+	HTTP *http.Client
+}
+
+// NewClient returns a Client for base that keeps up to conns idle connections.
+func NewClient(base string, conns int) *Client {
+	return &Client{BaseURL: base, HTTP: &http.Client{Transport: &http.Transport{
+		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, DisableCompression: true,
+	}}}
+}
+
+// File is the part of a file object the benchmarks read.
+type File struct {
+	ID            string  `json:"id"`
+	Bytes         int64   `json:"bytes"`
+	Status        string  `json:"status"`
+	StatusDetails *string `json:"status_details"`
+}
+
+// Batch is the part of a batch object the benchmarks read.
+type Batch struct {
+	ID            string  `json:"id"`
+	Status        string  `json:"status"`
+	OutputFileID  *string `json:"output_file_id"`
+	ErrorFileID   *string `json:"error_file_id"`
+	RequestCounts struct {
+		Total     int `json:"total"`
+		Completed int `json:"completed"`
+		Failed    int `json:"failed"`
+	} `json:"request_counts"`
+	Errors *struct {
+		Data []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Line    *int   `json:"line"`
+		} `json:"data"`
+	} `json:"errors"`
+}
+
+// Terminal reports whether the batch has reached a state it never leaves.
+func (b *Batch) Terminal() bool {
+	switch b.Status {
+	case "completed", "failed", "expired", "cancelled":
+		return true
+	}
+	return false
+}
+
+// Describe says where a batch stands, with its first errors, for failure messages.
+func (b *Batch) Describe() string {
+	s := fmt.Sprintf("batch %s is %s with %d of %d completed and %d failed", b.ID, b.Status,
+		b.RequestCounts.Completed, b.RequestCounts.Total, b.RequestCounts.Failed)
+	if b.Errors != nil {
+		for i, e := range b.Errors.Data {
+			if i == 3 {
+				s += fmt.Sprintf("; and %d more errors", len(b.Errors.Data)-i)
+				break
+			}
+			line := 0
+			if e.Line != nil {
+				line = *e.Line
+			}
+			s += fmt.Sprintf("; %s at line %d: %s", e.Code, line, e.Message)
+		}
+	}
+	return s
+}
+
+// Upload sends body as a batch input file through POST /v1/files. The multipart body is
+// written through a pipe as the request goes out, so body is never held in memory.
+func (c *Client) Upload(ctx context.Context, filename string, body io.Reader) (*File, error) {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		err := mw.WriteField("purpose", "batch")
+		if err == nil {
+			var fw io.Writer
+			if fw, err = mw.CreateFormFile("file", filename); err == nil {
+				_, err = io.Copy(fw, body)
+			}
+		}
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	var f File
+	if err := c.do(ctx, "POST", "/v1/files", mw.FormDataContentType(), pr, &f); err != nil {
+		pr.CloseWithError(err)
+		return nil, fmt.Errorf("upload %s: %w", filename, err)
+	}
+	return &f, nil
+}
+
+// File reads a file object.
+func (c *Client) File(ctx context.Context, id string) (*File, error) {
+	var f File
+	if err := c.do(ctx, "GET", "/v1/files/"+id, "", nil, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// WaitProcessed polls f every interval until its status is processed. It fails when the
+// status is error or ctx ends first.
+func (c *Client) WaitProcessed(ctx context.Context, f *File, every time.Duration) (*File, error) {
+	for {
+		switch f.Status {
+		case "processed":
+			return f, nil
+		case "error":
+			details := ""
+			if f.StatusDetails != nil {
+				details = *f.StatusDetails
+			}
+			return nil, fmt.Errorf("file %s ended in status error: %s", f.ID, details)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("file %s still %s: %w", f.ID, f.Status, ctx.Err())
+		case <-time.After(every):
+		}
+		var err error
+		if f, err = c.File(ctx, f.ID); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// CreateBatch creates a /v1/chat/completions batch of the file.
+func (c *Client) CreateBatch(ctx context.Context, fileID string) (*Batch, error) {
+	body, err := json.Marshal(map[string]string{"input_file_id": fileID, "endpoint": "/v1/chat/completions", "completion_window": "24h"})
+	if err != nil {
+		return nil, err
+	}
+	var b Batch
+	if err := c.do(ctx, "POST", "/v1/batches", "application/json", bytes.NewReader(body), &b); err != nil {
+		return nil, fmt.Errorf("create batch: %w", err)
+	}
+	return &b, nil
+}
+
+// Batch reads a batch object.
+func (c *Client) Batch(ctx context.Context, id string) (*Batch, error) {
+	var b Batch
+	if err := c.do(ctx, "GET", "/v1/batches/"+id, "", nil, &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// Content copies a file's content to w and returns the number of bytes.
+func (c *Client) Content(ctx context.Context, id string, w io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.BaseURL+"/v1/files/"+id+"/content", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return 0, fmt.Errorf("GET content of %s: %d %s", id, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("read content of %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// do sends one request and decodes a 2xx JSON answer into out.
+func (c *Client) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return &StatusError{Method: method, Path: path, Code: resp.StatusCode, Body: string(bytes.TrimSpace(b))}
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// StatusError is an answer outside 2xx.
+type StatusError struct {
+	Method, Path string
+	Code         int
+	Body         string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Code, e.Body)
+}
