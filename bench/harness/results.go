@@ -199,3 +199,16 @@ func skipSpace(line []byte, i int) int {
 	}
 	return i
 }
+
+// Deployment is the deployment the benchmarks' request lines name and sluice serves
+// from the simulator.
+const Deployment = "bench"
+
+// Requests returns n short chat-completion request lines for Deployment, with the custom_ids req-0 … req-(n-1) that an IDCheck expects.
+func Requests(n int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, `{"custom_id":"req-%d","method":"POST","url":"/v1/chat/completions","body":{"model":"`+Deployment+`","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Summarise item %d of the catalogue in one sentence."}],"max_tokens":16}}`+"\n", i, i)
+	}
+	return b.Bytes()
+}

@@ -82,7 +82,7 @@ func run() error {
 	}
 	defer sim.Stop()
 
-	input := makeLines(cfg.lines)
+	input := harness.Requests(cfg.lines)
 	var plains []plainRun
 	var runs []sluiceRun
 	for r := range *rounds {
@@ -172,14 +172,6 @@ func printCPU(cfg config, latency string, plains []plainRun, runs []sluiceRun) {
 	fmt.Printf("| %s | %.1f | %.1f | %.2f | %.1f | %.1f |\n", latency, pc, ec, ec/pc, sp, se)
 }
 
-func makeLines(n int) []byte {
-	var b bytes.Buffer
-	for i := range n {
-		fmt.Fprintf(&b, `{"custom_id":"req-%d","method":"POST","url":"/v1/chat/completions","body":{"model":"bench","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Summarise item %d of the catalogue in one sentence."}],"max_tokens":16}}`+"\n", i, i)
-	}
-	return b.Bytes()
-}
-
 // plainRun is one measurement of the plain client.
 type plainRun struct {
 	elapsed time.Duration
@@ -259,7 +251,7 @@ func (s sluiceRun) total() time.Duration {
 // timestamps are whole seconds, too coarse for this.
 func sluicePipeline(cfg config, sim *harness.Child, input []byte) (sluiceRun, error) {
 	child, err := harness.StartServe(harness.Serve{
-		Bin: cfg.bin, Upstream: sim.URL, Deployment: "bench", Concurrency: cfg.concurrency,
+		Bin: cfg.bin, Upstream: sim.URL, Deployment: harness.Deployment, Concurrency: cfg.concurrency,
 		Args: cfg.serveArgs, Env: []string{"GODEBUG=gctrace=1"}, Stderr: cfg.stderr,
 	})
 	if err != nil {

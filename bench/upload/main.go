@@ -43,9 +43,6 @@ func main() {
 	}
 }
 
-// deployment is the model every generated line names; sluice serves it from the simulator.
-const deployment = "bench"
-
 func run() error {
 	var (
 		bin     = flag.String("sluice", "sluice", "path of the sluice binary")
@@ -119,7 +116,7 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("%s, round %d: baseline: %w", f.label, r+1, err)
 			}
-			s, err := uploadSluice(harness.Serve{Bin: *bin, Upstream: sim.URL, Deployment: deployment, Concurrency: 64,
+			s, err := uploadSluice(harness.Serve{Bin: *bin, Upstream: sim.URL, Deployment: harness.Deployment, Concurrency: 64,
 				Args: strings.Fields(*serve), Stderr: stderr}, f.path, size, *poll)
 			if err != nil {
 				return fmt.Errorf("%s, round %d: sluice: %w", f.label, r+1, err)
@@ -317,7 +314,7 @@ const minText = 16
 
 // lineHead is the part of a request line before its user message.
 func lineHead(i int, system string) string {
-	return `{"custom_id":"req-` + strconv.Itoa(i) + `","method":"POST","url":"/v1/chat/completions","body":{"model":"` + deployment +
+	return `{"custom_id":"req-` + strconv.Itoa(i) + `","method":"POST","url":"/v1/chat/completions","body":{"model":"` + harness.Deployment +
 		`","messages":[{"role":"system","content":"` + system + `"},{"role":"user","content":"`
 }
 

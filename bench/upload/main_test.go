@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+
+	"github.com/sluice-batch/sluice/bench/harness"
 )
 
 func TestWriteLines(t *testing.T) {
@@ -45,7 +47,7 @@ func TestWriteLines(t *testing.T) {
 				if want := fmt.Sprintf("req-%d", i); req.CustomID != want {
 					t.Errorf("line %d: got custom_id %q, want %q", i+1, req.CustomID, want)
 				}
-				if req.Body.Model != deployment || len(req.Body.Messages) != 2 || req.Body.Messages[1].Role != "user" {
+				if req.Body.Model != harness.Deployment || len(req.Body.Messages) != 2 || req.Body.Messages[1].Role != "user" {
 					t.Errorf("line %d: got body %+v", i+1, req.Body)
 				}
 			}
