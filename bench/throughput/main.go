@@ -82,6 +82,14 @@ func run() error {
 	}
 	defer sim.Stop()
 
+	// Fail before the first measurement when sluice refuses -serve-args.
+	probe, err := harness.StartServe(harness.Serve{Bin: cfg.bin, Upstream: sim.URL, Deployment: harness.Deployment,
+		Concurrency: cfg.concurrency, Args: cfg.serveArgs, Stderr: cfg.stderr})
+	if err != nil {
+		return err
+	}
+	probe.Stop()
+
 	input := harness.Requests(cfg.lines)
 	var plains []plainRun
 	var runs []sluiceRun
