@@ -41,8 +41,9 @@ type Child struct {
 	done chan struct{} // closed when the process has exited
 	err  error         // the exit status, once done is closed
 
-	mu   sync.Mutex
-	tail []string // the last stderr lines that are not GC traces
+	mu     sync.Mutex
+	tail   []string // the last stderr lines that are not GC traces
+	stdout []string // the stdout lines up to the one Start waited for
 
 	cleanup func() // run once the process has exited; may be nil
 }
@@ -88,6 +89,11 @@ func Start(bin, pattern string, opts *Options, args ...string) (*Child, error) {
 		defer readers.Done()
 		sc := bufio.NewScanner(outR)
 		for sc.Scan() {
+			c.mu.Lock()
+			if len(c.stdout) < 100 {
+				c.stdout = append(c.stdout, sc.Text())
+			}
+			c.mu.Unlock()
 			if m := re.FindStringSubmatch(sc.Text()); m != nil && len(m) > 1 {
 				select {
 				case found <- m[1]:
@@ -119,6 +125,20 @@ func Start(bin, pattern string, opts *Options, args ...string) (*Child, error) {
 		c.Stop()
 		return nil, fmt.Errorf("%s printed no line matching %q in %s: %s", c.name, pattern, timeout, c.Tail(lastLines))
 	}
+}
+
+// StdoutMatch returns the first submatch of pattern in the stdout lines the child printed
+// up to the line Start waited for, or "".
+func (c *Child) StdoutMatch(pattern string) string {
+	re := regexp.MustCompile(pattern)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.stdout {
+		if m := re.FindStringSubmatch(l); len(m) > 1 {
+			return m[1]
+		}
+	}
+	return ""
 }
 
 func firstArg(args []string) string {

@@ -42,7 +42,7 @@ type config struct {
 	lines       int
 	concurrency int
 	serveArgs   []string
-	vars        string
+	allocs      bool
 	poll        time.Duration
 	timeout     time.Duration
 	stderr      io.Writer // the children's logs; -v shows them
@@ -60,7 +60,7 @@ func run() error {
 	flag.StringVar(&cfg.bin, "sluice", "sluice", "path of the sluice binary")
 	flag.IntVar(&cfg.lines, "lines", 100000, "lines in the batch")
 	flag.IntVar(&cfg.concurrency, "concurrency", 64, "requests in flight, for both the plain client and sluice's upstream")
-	flag.StringVar(&cfg.vars, "vars", "", "URL of an expvar page of sluice (memstats.Mallocs), read before and after each round for allocations per line; {base} is replaced by sluice's base URL, e.g. {base}/debug/vars")
+	flag.BoolVar(&cfg.allocs, "allocs", false, "start sluice with --debug-addr and read memstats.Mallocs from its /debug/vars before and after each round, for allocations per line")
 	flag.DurationVar(&cfg.poll, "poll", 10*time.Millisecond, "interval between polls of the file and batch")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "longest a sluice round may take")
 	flag.Parse()
@@ -135,7 +135,7 @@ func printTables(cfg config, latency string, plains []plainRun, runs []sluiceRun
 	rss := harness.Median(perLine(runs, 1, 1, func(s sluiceRun) float64 { return s.rss }))
 	gcs := harness.Median(perLine(runs, n, 100000, func(s sluiceRun) float64 { return float64(s.gcs) }))
 	allocs := "n/a"
-	if cfg.vars != "" {
+	if cfg.allocs {
 		allocs = fmt.Sprintf("%.0f", harness.Median(perLine(runs, n, 1, func(s sluiceRun) float64 { return float64(s.mallocs) })))
 	}
 	fmt.Printf("| lines | concurrency | sim latency | plain client lines/s | sluice lines/s, upload to download | ratio | plain client CPU µs/line | sluice CPU µs/line | CPU ratio | sluice peak RSS MiB | sluice GCs per 100k lines | sluice allocs/line |\n")
@@ -260,7 +260,7 @@ func (s sluiceRun) total() time.Duration {
 func sluicePipeline(cfg config, sim *harness.Child, input []byte) (sluiceRun, error) {
 	child, err := harness.StartServe(harness.Serve{
 		Bin: cfg.bin, Upstream: sim.URL, Deployment: harness.Deployment, Concurrency: cfg.concurrency,
-		Args: cfg.serveArgs, Env: []string{"GODEBUG=gctrace=1"}, Stderr: cfg.stderr,
+		Args: serveArgs(cfg), Env: []string{"GODEBUG=gctrace=1"}, Stderr: cfg.stderr,
 	})
 	if err != nil {
 		return sluiceRun{}, err
@@ -282,12 +282,12 @@ func pipeline(cfg config, sim, child *harness.Child, input []byte) (sluiceRun, e
 	defer cancel()
 	cl := harness.NewClient(child.URL, 4)
 	defer cl.HTTP.CloseIdleConnections()
-	varsURL := strings.ReplaceAll(cfg.vars, "{base}", child.URL)
+	varsURL := child.StdoutMatch(`debug endpoints at (http://\S+/debug/)`) + "vars"
 	var (
 		m0  int64
 		err error
 	)
-	if cfg.vars != "" {
+	if cfg.allocs {
 		if m0, err = mallocs(ctx, cl.HTTP, varsURL); err != nil {
 			return s, err
 		}
@@ -350,7 +350,7 @@ func pipeline(cfg config, sim, child *harness.Child, input []byte) (sluiceRun, e
 	if err := check.Err(); err != nil {
 		return s, fmt.Errorf("result files of %s: %w", b.ID, err)
 	}
-	if cfg.vars != "" {
+	if cfg.allocs {
 		m1, err := mallocs(ctx, cl.HTTP, varsURL)
 		if err != nil {
 			return s, err
@@ -366,28 +366,36 @@ func pipeline(cfg config, sim, child *harness.Child, input []byte) (sluiceRun, e
 	return s, nil
 }
 
+// serveArgs are the extra arguments of the measured `sluice serve`.
+func serveArgs(cfg config) []string {
+	if cfg.allocs {
+		return append([]string{"--debug-addr", "127.0.0.1:0"}, cfg.serveArgs...)
+	}
+	return cfg.serveArgs
+}
+
 // mallocs reads memstats.Mallocs from an expvar page.
 func mallocs(ctx context.Context, hc *http.Client, url string) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
-		return 0, fmt.Errorf("-vars: %w", err)
+		return 0, fmt.Errorf("-allocs: %w", err)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("-vars: %w", err)
+		return 0, fmt.Errorf("-allocs: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("-vars: GET %s: %s", url, resp.Status)
+		return 0, fmt.Errorf("-allocs: GET %s: %s", url, resp.Status)
 	}
 	var v struct {
 		Memstats *struct{ Mallocs int64 } `json:"memstats"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return 0, fmt.Errorf("-vars: GET %s: %w", url, err)
+		return 0, fmt.Errorf("-allocs: GET %s: %w", url, err)
 	}
 	if v.Memstats == nil {
-		return 0, fmt.Errorf("-vars: GET %s: no memstats", url)
+		return 0, fmt.Errorf("-allocs: GET %s: no memstats", url)
 	}
 	return v.Memstats.Mallocs, nil
 }
