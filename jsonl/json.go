@@ -2,7 +2,9 @@ package jsonl
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -242,4 +244,687 @@ func appendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// The validator.
+//
+// machine checks JSON syntax exactly as encoding/json's Valid does while it reads a
+// line byte by byte, and at the same time notes what the checks need of a request
+// line: the top-level members custom_id, method, url and body and, when body is an
+// object, its members model and stream. It never holds the line: it keeps its parse
+// state between calls to run, and copies out only the few values it captures, each
+// bounded (maxMember, maxRaw, maxKey). A member that repeats is taken from its last
+// occurrence, as encoding/json does.
+
+// maxDepth is the deepest nesting of arrays and objects encoding/json accepts.
+const maxDepth = 10000
+
+// maxMember is the longest string a captured member (custom_id, method, url,
+// body.model) may be, counted in bytes as written between its quotes.
+const maxMember = 65536
+
+// maxRaw is how much of a method that is not a string is kept for its message;
+// clip needs 65 bytes.
+const maxRaw = 128
+
+// maxKey is the longest raw key, between its quotes, that can still name a member
+// the checks read: "custom_id" with every letter written as \uXXXX is 54 bytes.
+const maxKey = 64
+
+// States of the machine.
+const (
+	stBegin        uint8 = iota // the line so far is blank
+	stValue                     // a value must begin (after ':', after ',' in an array, at the top)
+	stValueOrClose              // after '[': a value or ']'
+	stKeyOrClose                // after '{': a key or '}'
+	stKey                       // after ',' in an object: a key
+	stColon                     // after a key: ':'
+	stAfter                     // after a value: ',' or a closing bracket; only whitespace at the top
+	stString                    // inside a string, a key when isKey
+	stEsc                       // after '\' in a string
+	stEscU                      // inside \uXXXX; hex digits are still due
+	stNeg                       // after '-'
+	stZero                      // after a leading 0
+	stInt                       // in the digits of an integer part that is not 0
+	stDot                       // after '.'
+	stFrac                      // in the digits of a fraction
+	stExp                       // after 'e' or 'E'
+	stExpSign                   // after the exponent's sign
+	stExpDigits                 // in the digits of an exponent
+	stLiteral                   // inside true, false or null; lit holds the bytes still due
+	stBad                       // not valid JSON; the rest of the line is skipped
+)
+
+// Members the checks read, indexes of machine.f. mNone stands for a key being captured.
+const (
+	mNone uint8 = iota
+	mCustomID
+	mMethod
+	mURL
+	mBody
+	mModel  // body.model
+	mStream // body.stream
+	nMembers
+)
+
+// Captures in progress.
+const (
+	capNone uint8 = iota
+	capStr        // a key or string value, from after its opening quote
+	capRaw        // a method that is not a string, as written
+)
+
+// field is what the machine learned of one member.
+type field struct {
+	kind byte   // the value's first byte as written; 0 when the member is absent
+	n    int    // bytes captured so far, counting those past the limit
+	raw  []byte // a string's bytes between its quotes, or a method that is not a string; bounded
+}
+
+// machine is a streaming JSON validator for one line at a time; reset starts a line.
+// Its zero value needs reset before use.
+type machine struct {
+	// The parse; run keeps these in locals and writes them back.
+	state   uint8
+	isKey   bool  // the string being read is an object key
+	capMode uint8 // capture in progress
+	pend    uint8 // member whose value comes next, after the key just read
+	hex     uint8 // \u digits still due
+	inObj   bool  // the innermost open container is an object
+	depth   int   // open containers
+	doneAt  int   // depth at which the watched value (a body object, a method that is not a string) ends; -1 for none
+	lit     string
+
+	// whole says run sees the whole line in one call, as ParseRequest does: a
+	// newline is whitespace there, as in json.Valid, and captures alias the line.
+	whole bool
+
+	pos       int  // bytes of the line before the current run
+	root      byte // first byte of the line's value
+	inBody    bool // inside the top-level body object
+	capWhat   uint8
+	key       [maxKey]byte
+	keyN      int
+	f         [nMembers]field
+	bodyStart int // bounds of the last body, when it is an object, in the line
+	bodyEnd   int
+	stack     [(maxDepth + 63) / 64]uint64 // bit d-1 is set when the container at depth d is an object
+}
+
+// plain marks the bytes a string holds without a closer look: not '"', not '\' and
+// not a control character. Bytes >= 0x80 are plain: json.Valid does not check UTF-8.
+var plain = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// special returns w, eight bytes read little-endian, with the high bit of each byte
+// set that is '"', '\' or a control character, and maybe of bytes after such a
+// byte: only the lowest set bit is exact, which is the one the caller wants.
+func special(w uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := w ^ (ones * '"')
+	b := w ^ (ones * '\\')
+	return ((q-ones)&^q | (b-ones)&^b | (w-ones*0x20)&^w) & highs
+}
+
+// isHex marks hexadecimal digits.
+var isHex = func() (t [256]bool) {
+	for c := range t {
+		t[c] = '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+	}
+	return t
+}()
+
+// reset readies the machine for a new line.
+func (m *machine) reset() {
+	m.state, m.isKey, m.capMode, m.pend, m.inObj = stBegin, false, capNone, mNone, false
+	m.depth, m.doneAt, m.pos, m.root, m.inBody = 0, -1, 0, 0, false
+	for i := range m.f {
+		m.f[i] = field{raw: m.f[i].raw[:0]}
+	}
+	m.bodyStart, m.bodyEnd = 0, 0
+}
+
+// run reads p, the next bytes of the line. Unless the machine is whole, a newline
+// ends the line: run stops there and returns its index, having read it as
+// whitespace, so that eol can tell the line's verdict. Otherwise it returns len(p).
+//
+// This is the hot loop. The parse lives in locals; the per-member work is in small
+// methods called only at the members the checks read.
+func (m *machine) run(p []byte) int {
+	state, isKey, capMode, pend := m.state, m.isKey, m.capMode, m.pend
+	hex, inObj, depth, doneAt, lit := m.hex, m.inObj, m.depth, m.doneAt, m.lit
+	capFrom := 0 // index in p where the capture in progress resumes
+	i := 0
+loop:
+	for i < len(p) {
+		switch state {
+		case stString:
+			// Skip plain bytes eight at a time, then one at a time.
+			for i+8 <= len(p) {
+				if t := special(binary.LittleEndian.Uint64(p[i:])); t != 0 {
+					i += bits.TrailingZeros64(t) >> 3
+					goto stop
+				}
+				i += 8
+			}
+			for i < len(p) && plain[p[i]] {
+				i++
+			}
+			if i == len(p) {
+				break loop
+			}
+		stop:
+			switch p[i] {
+			case '"':
+				if capMode == capStr {
+					m.capture(p[capFrom:i])
+					capMode = capNone
+					if isKey {
+						pend = m.member(depth)
+					}
+				}
+				i++
+				if isKey {
+					state = stColon
+				} else {
+					state = stAfter
+				}
+			case '\\':
+				i++
+				state = stEsc
+			default: // a control character, a newline among them
+				state = stBad
+			}
+
+		case stEsc:
+			switch p[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				state = stString
+			case 'u':
+				state, hex = stEscU, 4
+			default:
+				state = stBad
+				continue
+			}
+			i++
+
+		case stEscU:
+			if !isHex[p[i]] {
+				state = stBad
+				continue
+			}
+			i++
+			if hex--; hex == 0 {
+				state = stString
+			}
+
+		case stAfter:
+			c := p[i]
+			switch c {
+			case ' ', '\t', '\r':
+				i++
+			case '\n':
+				if !m.whole {
+					break loop
+				}
+				i++
+			case ',':
+				if depth == 0 {
+					state = stBad
+					continue
+				}
+				i++
+				if inObj {
+					state = stKey
+				} else {
+					state = stValue
+				}
+			case '}', ']':
+				if depth == 0 || inObj != (c == '}') {
+					state = stBad
+					continue
+				}
+				i++
+				depth--
+				if depth > 0 {
+					inObj = m.stack[(depth-1)>>6]&(1<<((depth-1)&63)) != 0
+				}
+				if depth == doneAt {
+					capMode, doneAt = m.done(p, capFrom, i, capMode)
+				}
+			default:
+				state = stBad
+			}
+
+		case stValue:
+			c := p[i]
+			switch c {
+			case ' ', '\t', '\r':
+				i++
+				continue
+			case '\n':
+				if !m.whole {
+					break loop
+				}
+				i++
+				continue
+			}
+			if pend != mNone {
+				var watch int
+				if capMode, watch = m.start(pend, c, i, depth); watch >= 0 {
+					doneAt = watch
+				}
+				capFrom = i
+				if capMode == capStr {
+					capFrom = i + 1
+				}
+				pend = mNone
+			}
+			i++
+			switch c {
+			case '"':
+				state, isKey = stString, false
+			case '{', '[':
+				depth++
+				if depth > maxDepth {
+					state = stBad
+					continue
+				}
+				inObj = c == '{'
+				if inObj {
+					m.stack[(depth-1)>>6] |= 1 << ((depth - 1) & 63)
+					state = stKeyOrClose
+				} else {
+					m.stack[(depth-1)>>6] &^= 1 << ((depth - 1) & 63)
+					state = stValueOrClose
+				}
+			case '-':
+				state = stNeg
+			case '0':
+				state = stZero
+			case '1', '2', '3', '4', '5', '6', '7', '8', '9':
+				state = stInt
+			case 't':
+				state, lit = stLiteral, "rue"
+			case 'f':
+				state, lit = stLiteral, "alse"
+			case 'n':
+				state, lit = stLiteral, "ull"
+			default:
+				state = stBad
+			}
+
+		case stKeyOrClose, stKey:
+			switch p[i] {
+			case ' ', '\t', '\r':
+				i++
+			case '\n':
+				if !m.whole {
+					break loop
+				}
+				i++
+			case '"':
+				i++
+				state, isKey = stString, true
+				if depth == 1 || depth == 2 && m.inBody {
+					capMode, capFrom = capStr, i
+					m.capWhat, m.keyN = mNone, 0
+				}
+			case '}':
+				if state == stKey {
+					state = stBad
+					continue
+				}
+				state = stAfter // which closes the object
+			default:
+				state = stBad
+			}
+
+		case stColon:
+			switch p[i] {
+			case ' ', '\t', '\r':
+				i++
+			case '\n':
+				if !m.whole {
+					break loop
+				}
+				i++
+			case ':':
+				i++
+				state = stValue
+			default:
+				state = stBad
+			}
+
+		case stValueOrClose:
+			switch p[i] {
+			case ' ', '\t', '\r':
+				i++
+			case '\n':
+				if !m.whole {
+					break loop
+				}
+				i++
+			case ']':
+				state = stAfter // which closes the array
+			default:
+				state = stValue
+			}
+
+		case stBegin:
+			switch c := p[i]; c {
+			case ' ', '\t', '\r':
+				i++
+			case '\n':
+				if !m.whole {
+					break loop
+				}
+				i++
+			default:
+				m.root = c
+				state = stValue
+			}
+
+		case stInt, stFrac, stExpDigits:
+			for i < len(p) && '0' <= p[i] && p[i] <= '9' {
+				i++
+			}
+			if i == len(p) {
+				break loop
+			}
+			c := p[i]
+			if c == '.' && state == stInt {
+				state = stDot
+				i++
+				continue
+			}
+			if (c == 'e' || c == 'E') && state != stExpDigits {
+				state = stExp
+				i++
+				continue
+			}
+			state = stAfter // the number ended before c
+			if depth == doneAt {
+				capMode, doneAt = m.done(p, capFrom, i, capMode)
+			}
+
+		case stZero:
+			switch p[i] {
+			case '.':
+				state = stDot
+				i++
+			case 'e', 'E':
+				state = stExp
+				i++
+			default:
+				state = stAfter
+				if depth == doneAt {
+					capMode, doneAt = m.done(p, capFrom, i, capMode)
+				}
+			}
+
+		case stNeg:
+			switch c := p[i]; {
+			case c == '0':
+				state = stZero
+			case '1' <= c && c <= '9':
+				state = stInt
+			default:
+				state = stBad
+				continue
+			}
+			i++
+
+		case stDot, stExpSign:
+			if c := p[i]; c < '0' || c > '9' {
+				state = stBad
+				continue
+			}
+			i++
+			if state == stDot {
+				state = stFrac
+			} else {
+				state = stExpDigits
+			}
+
+		case stExp:
+			switch c := p[i]; {
+			case c == '+' || c == '-':
+				state = stExpSign
+			case '0' <= c && c <= '9':
+				state = stExpDigits
+			default:
+				state = stBad
+				continue
+			}
+			i++
+
+		case stLiteral:
+			if p[i] != lit[0] {
+				state = stBad
+				continue
+			}
+			i++
+			if lit = lit[1:]; lit == "" {
+				state = stAfter
+				if depth == doneAt {
+					capMode, doneAt = m.done(p, capFrom, i, capMode)
+				}
+			}
+
+		case stBad:
+			capMode, pend, doneAt = capNone, mNone, -1
+			if m.whole {
+				i = len(p)
+				break loop
+			}
+			j := bytes.IndexByte(p[i:], '\n')
+			if j < 0 {
+				i = len(p)
+				break loop
+			}
+			i += j
+			break loop
+		}
+	}
+	if capMode != capNone && i == len(p) {
+		m.capture(p[capFrom:])
+	}
+	m.state, m.isKey, m.capMode, m.pend = state, isKey, capMode, pend
+	m.hex, m.inObj, m.depth, m.doneAt, m.lit = hex, inObj, depth, doneAt, lit
+	m.pos += i
+	return i
+}
+
+// eol ends the line as json.Valid ends its input, and reports whether the line is
+// valid JSON. A blank line is not; the caller tells it by state stBegin first.
+func (m *machine) eol() bool {
+	switch m.state {
+	case stZero, stInt, stFrac, stExpDigits:
+		m.state = stAfter // the end of input ends a number
+	}
+	return m.state == stAfter && m.depth == 0
+}
+
+// capture adds b to the key or member being captured, up to its limit.
+func (m *machine) capture(b []byte) {
+	if m.capWhat == mNone {
+		if m.keyN < maxKey {
+			copy(m.key[m.keyN:], b)
+		}
+		m.keyN += len(b)
+		return
+	}
+	f := &m.f[m.capWhat]
+	limit := maxMember
+	if f.kind != '"' {
+		limit = maxRaw
+	}
+	f.n += len(b)
+	if room := limit - len(f.raw); room > 0 {
+		if len(b) > room {
+			b = b[:room]
+		}
+		if m.whole {
+			f.raw = b // the one piece of the capture, within the line
+		} else {
+			f.raw = append(f.raw, b...)
+		}
+	}
+}
+
+// member returns the member that the key just captured names in an object at depth.
+func (m *machine) member(depth int) uint8 {
+	if m.keyN > maxKey {
+		return mNone
+	}
+	k := m.key[:m.keyN]
+	if bytes.IndexByte(k, '\\') >= 0 {
+		var buf [maxKey]byte
+		var ok bool
+		if k, ok = asciiName(k, buf[:0]); !ok {
+			return mNone
+		}
+	}
+	if depth == 1 {
+		switch string(k) {
+		case "custom_id":
+			return mCustomID
+		case "method":
+			return mMethod
+		case "url":
+			return mURL
+		case "body":
+			return mBody
+		}
+		return mNone
+	}
+	switch string(k) {
+	case "model":
+		return mModel
+	case "stream":
+		return mStream
+	}
+	return mNone
+}
+
+// start notes that the value of member w begins with c, at index at of the run, in
+// an object at depth. It returns the capture to begin and, when the value's end must
+// be watched (a body object, a method that is not a string), the depth at which it
+// ends, else -1. Only members at depth 1 are watched, so watches never nest.
+func (m *machine) start(w uint8, c byte, at, depth int) (uint8, int) {
+	m.f[w] = field{kind: c, raw: m.f[w].raw[:0]}
+	switch w {
+	case mBody:
+		m.f[mModel] = field{raw: m.f[mModel].raw[:0]}
+		m.f[mStream] = field{}
+		if c == '{' {
+			m.inBody, m.bodyStart = true, m.pos+at
+			return capNone, depth
+		}
+		return capNone, -1
+	case mStream:
+		return capNone, -1
+	}
+	m.capWhat = w
+	switch {
+	case c == '"':
+		return capStr, -1
+	case w == mMethod:
+		return capRaw, depth
+	}
+	return capNone, -1
+}
+
+// done ends the watched value, which ends just before p[end]; from is where its
+// capture resumes in p.
+func (m *machine) done(p []byte, from, end int, capMode uint8) (uint8, int) {
+	if capMode == capRaw {
+		m.capture(p[from:end])
+	}
+	if m.inBody {
+		m.inBody, m.bodyEnd = false, m.pos+end
+	}
+	return capNone, -1
+}
+
+// asciiName decodes raw, the inside of a valid JSON string with escapes, into dst
+// as far as it could name a member: it reports false when raw decodes to anything
+// but ASCII, which no member name is.
+func asciiName(raw, dst []byte) ([]byte, bool) {
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c >= utf8.RuneSelf {
+			return nil, false
+		}
+		if c != '\\' {
+			dst = append(dst, c)
+			continue
+		}
+		if i++; i >= len(raw) {
+			return nil, false
+		}
+		switch raw[i] {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			if i+4 >= len(raw) {
+				return nil, false
+			}
+			r := 0
+			for _, h := range raw[i+1 : i+5] {
+				switch {
+				case '0' <= h && h <= '9':
+					r = r<<4 | int(h-'0')
+				case 'a' <= h && h <= 'f':
+					r = r<<4 | int(h-'a'+10)
+				case 'A' <= h && h <= 'F':
+					r = r<<4 | int(h-'A'+10)
+				default:
+					return nil, false
+				}
+			}
+			if r >= utf8.RuneSelf {
+				return nil, false // a surrogate or any other rune past ASCII
+			}
+			dst = append(dst, byte(r))
+			i += 4
+		default: // '"', '\\', '/'
+			dst = append(dst, raw[i])
+		}
+	}
+	return dst, true
+}
+
+// decodeString returns the value of a JSON string given its bytes between the
+// quotes, as encoding/json decodes it. It returns raw itself when raw has no escapes
+// and is valid UTF-8, which encoding/json takes as written; otherwise it decodes
+// with json.Unmarshal, turning invalid UTF-8 into U+FFFD.
+func decodeString(raw []byte) []byte {
+	i := 0
+	for i < len(raw) && raw[i] != '\\' && raw[i] < utf8.RuneSelf {
+		i++
+	}
+	if i == len(raw) || bytes.IndexByte(raw[i:], '\\') < 0 && utf8.Valid(raw[i:]) {
+		return raw
+	}
+	q := make([]byte, 0, len(raw)+2)
+	q = append(append(append(q, '"'), raw...), '"')
+	var s string
+	if json.Unmarshal(q, &s) != nil {
+		return nil // not a valid string's inside; the machine never captures one
+	}
+	return []byte(s)
 }

@@ -37,95 +37,86 @@ type problem struct {
 	code, param, msg string
 }
 
-// lineFields is what checkLine learned of a line, kept even when the line has a
-// problem so that the scan can take the batch's url and model from it.
-// The byte slices may alias the line.
-type lineFields struct {
-	id       []byte // the custom_id, non-empty when hasID
+// facts is what check learned of a line for the checks across lines, kept even
+// when the line has a problem so that the scan can take the batch's url and model
+// from it. The byte slices may alias the machine's captures.
+type facts struct {
+	id       []byte // the custom_id decoded, non-empty when hasID
 	hasID    bool
 	url      []byte
 	hasURL   bool
 	model    []byte
 	hasModel bool
-	body     []byte // the raw body object
 }
 
-// checkLine applies the checks that need only the line itself, in the order the
-// package documents, and returns the first problem; code is "" when there is none.
-func checkLine(line []byte, f *lineFields) problem {
-	if !json.Valid(line) {
+// check applies the checks that need only the line itself to what the machine read
+// of it, in the order the package documents, and returns the first problem; code is
+// "" when there is none. valid is the machine's verdict from eol.
+func (m *machine) check(valid bool, f *facts) problem {
+	if !valid {
 		return problem{code: codeInvalidJSON, msg: "is not valid JSON."}
 	}
-	obj, ok := openObject(line)
-	if !ok {
+	if m.root != '{' {
 		return problem{code: codeInvalidReq, msg: "is not a JSON object."}
 	}
-	var id, method, url, body []byte
-	for key, a, b, ok := obj.next(); ok; key, a, b, ok = obj.next() {
-		switch string(memberName(key)) {
-		case "custom_id":
-			id = line[a:b]
-		case "method":
-			method = line[a:b]
-		case "url":
-			url = line[a:b]
-		case "body":
-			body = line[a:b]
-		}
+	id, method, url := &m.f[mCustomID], &m.f[mMethod], &m.f[mURL]
+	body, model, stream := &m.f[mBody], &m.f[mModel], &m.f[mStream]
+	if id.kind == '"' && id.n > 0 && id.n <= maxMember {
+		f.id, f.hasID = decodeString(id.raw), true
 	}
-	if obj.bad {
-		return problem{code: codeInvalidJSON, msg: "is not valid JSON."}
+	if url.kind == '"' && url.n <= maxMember {
+		f.url, f.hasURL = decodeString(url.raw), true
 	}
-	if s, ok := stringBytes(id); ok && len(s) > 0 {
-		f.id, f.hasID = s, true
-	}
-	f.url, f.hasURL = stringBytes(url)
-	var model, stream []byte
-	if len(body) > 0 && body[0] == '{' {
-		f.body = body
-		bo, _ := openObject(body)
-		for key, a, b, ok := bo.next(); ok; key, a, b, ok = bo.next() {
-			switch string(memberName(key)) {
-			case "model":
-				model = body[a:b]
-			case "stream":
-				stream = body[a:b]
-			}
-		}
-		f.model, f.hasModel = stringBytes(model)
+	if body.kind == '{' && model.kind == '"' && model.n <= maxMember {
+		f.model, f.hasModel = decodeString(model.raw), true
 	}
 
 	switch {
-	case id == nil:
+	case id.kind == 0:
 		return problem{codeInvalidReq, "custom_id", "has no custom_id; every request needs a non-empty string custom_id."}
-	case id[0] != '"':
+	case id.kind != '"':
 		return problem{codeInvalidReq, "custom_id", "has a custom_id that is not a string; custom_id must be a non-empty string."}
+	case id.n > maxMember:
+		return tooLong("custom_id")
 	case !f.hasID:
 		return problem{codeInvalidReq, "custom_id", "has an empty custom_id; custom_id must be a non-empty string."}
 	}
-	if method == nil {
+	switch {
+	case method.kind == 0:
 		return problem{codeInvalidReq, "method", `has no method; method must be "POST".`}
-	}
-	if m, ok := stringBytes(method); !ok || string(m) != "POST" {
-		return problem{codeInvalidReq, "method", "has method " + clip(string(method)) + `; method must be "POST".`}
+	case method.kind != '"':
+		return problem{codeInvalidReq, "method", "has method " + clip(string(method.raw)) + `; method must be "POST".`}
+	case method.n > maxMember:
+		return tooLong("method")
+	case string(decodeString(method.raw)) != "POST":
+		return problem{codeInvalidReq, "method", "has method " + clip(`"`+string(method.raw)+`"`) + `; method must be "POST".`}
 	}
 	switch {
-	case url == nil:
+	case url.kind == 0:
 		return problem{codeInvalidReq, "url", `has no url; url must be a string such as "/v1/chat/completions".`}
-	case !f.hasURL:
+	case url.kind != '"':
 		return problem{codeInvalidReq, "url", `has a url that is not a string; url must be a string such as "/v1/chat/completions".`}
-	case body == nil:
+	case url.n > maxMember:
+		return tooLong("url")
+	case body.kind == 0:
 		return problem{codeInvalidReq, "body", "has no body; body must be a JSON object."}
-	case f.body == nil:
+	case body.kind != '{':
 		return problem{codeInvalidReq, "body", "has a body that is not a JSON object."}
-	case model == nil:
+	case model.kind == 0:
 		return problem{codeInvalidReq, "body.model", "has no body.model; body.model must be a string naming the model or deployment."}
-	case !f.hasModel:
+	case model.kind != '"':
 		return problem{codeInvalidReq, "body.model", "has a body.model that is not a string; body.model must be a string naming the model or deployment."}
-	case string(stream) == "true":
+	case model.n > maxMember:
+		return tooLong("body.model")
+	case stream.kind == 't': // a valid value that begins with t is true
 		return problem{codeInvalidReq, "body.stream", "sets body.stream to true; streaming is not supported in batches."}
 	}
 	return problem{}
+}
+
+// tooLong is the problem of a member longer than maxMember.
+func tooLong(param string) problem {
+	return problem{codeInvalidReq, param, fmt.Sprintf("has a %s longer than %d bytes.", param, maxMember)}
 }
 
 // truncate cuts s to at most n bytes at a rune boundary and reports whether it cut.
@@ -161,8 +152,12 @@ func quote(s string) string {
 // indexed parses. The error is a *sluice.Error of KindInvalid with the Batch API code
 // and param of the first problem.
 func ParseRequest(line []byte) (Request, error) {
-	var f lineFields
-	if p := checkLine(line, &f); p.code != "" {
+	var m machine
+	m.whole = true
+	m.reset()
+	m.run(line)
+	var f facts
+	if p := m.check(m.eol(), &f); p.code != "" {
 		return Request{}, &sluice.Error{
 			Kind:    sluice.KindInvalid,
 			Message: "The request line " + p.msg,
@@ -170,7 +165,8 @@ func ParseRequest(line []byte) (Request, error) {
 			Code:    p.code,
 		}
 	}
-	return Request{CustomID: string(f.id), Method: "POST", URL: string(f.url), Body: bytes.Clone(f.body)}, nil
+	body := line[m.bodyStart:m.bodyEnd]
+	return Request{CustomID: string(f.id), Method: "POST", URL: string(f.url), Body: bytes.Clone(body)}, nil
 }
 
 // SetModel returns body, a JSON object, with its top-level "model" member set to

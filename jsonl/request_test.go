@@ -35,6 +35,17 @@ func TestParseRequest(t *testing.T) {
 			want: jsonl.Request{CustomID: "ü\n😀", Method: "POST", URL: "/v1/responses", Body: json.RawMessage(`{"model":"m","input":"x"}`)},
 		},
 		{
+			name: "newlines-between-tokens",
+			line: "{\"custom_id\":\"a\",\n\"method\":\"POST\",\"url\":\"/v1/embeddings\",\"body\":\n{\"model\":\"m\"}\n}\n",
+			want: jsonl.Request{CustomID: "a", Method: "POST", URL: "/v1/embeddings", Body: json.RawMessage(`{"model":"m"}`)},
+		},
+		{
+			name: "members-at-cap",
+			line: req(strings.Repeat("i", 65536), "/v1/embeddings", "m"),
+			want: jsonl.Request{CustomID: strings.Repeat("i", 65536), Method: "POST", URL: "/v1/embeddings",
+				Body: json.RawMessage(`{"model":"m","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hi."}],"max_tokens":16}`)},
+		},
+		{
 			name: "last-duplicate-member-wins",
 			line: `{"custom_id":"a","custom_id":"b","method":"POST","url":"/v1/embeddings","body":{"model":"m"}}`,
 			want: jsonl.Request{CustomID: "b", Method: "POST", URL: "/v1/embeddings", Body: json.RawMessage(`{"model":"m"}`)},
@@ -78,6 +89,11 @@ func TestParseRequestErrors(t *testing.T) {
 		{"bad-body", `{"custom_id":"a","method":"POST","url":"/v1/embeddings","body":"{}"}`, "invalid_request", "body"},
 		{"no-model", `{"custom_id":"a","method":"POST","url":"/v1/embeddings","body":{}}`, "invalid_request", "body.model"},
 		{"stream", `{"custom_id":"a","method":"POST","url":"/v1/embeddings","body":{"model":"m","stream":true}}`, "invalid_request", "body.stream"},
+		{"newline-in-string", "{\"custom_id\":\"a\nb\",\"method\":\"POST\",\"url\":\"/v1/embeddings\",\"body\":{\"model\":\"m\"}}", "invalid_json_line", ""},
+		{"custom-id-over-cap", req(strings.Repeat("i", 65537), "/v1/embeddings", "m"), "invalid_request", "custom_id"},
+		{"method-over-cap", strings.Replace(req("a", "/v1/embeddings", "m"), `"POST"`, `"`+strings.Repeat("P", 65537)+`"`, 1), "invalid_request", "method"},
+		{"url-over-cap", req("a", strings.Repeat("u", 65537), "m"), "invalid_request", "url"},
+		{"model-over-cap", req("a", "/v1/embeddings", strings.Repeat("m", 65537)), "invalid_request", "body.model"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,30 +28,34 @@ type Summary struct {
 // bom is the UTF-8 byte-order mark.
 var bom = []byte{0xEF, 0xBB, 0xBF}
 
-// bigLine is the capacity above which the line buffer is dropped after use, so one
-// huge line does not pin its memory for the rest of the scan.
-const bigLine = 1 << 20
-
 // Scanner validates JSONL pushed into it with Write. It is an io.Writer, so it can sit
 // behind io.TeeReader while the upload streams to disk, and Write never returns an
-// error. Memory is bounded: one line at a time plus the Entries and the custom_id set,
-// both of which stop growing after sluice.MaxRequests requests. A line is held whole
-// while it is checked, however long it is.
+// error. It reads every byte once, as it arrives, and never holds a line: a line of
+// any length costs the same memory, a few kilobytes plus at most 64 KiB for each of
+// custom_id, method, url and body.model. Beyond that it keeps the Entries and the
+// custom_id set, both of which stop growing after sluice.MaxRequests requests.
 //
-// Lines end at "\n"; one trailing "\r" is stripped. A line holding only spaces, tabs
-// and carriage returns is blank: not a request and no problem, though it counts in
-// line numbers. Each request line gets at most one problem, the first of: not valid
-// JSON (invalid_json_line); not an object; custom_id missing, not a string or empty;
-// method not "POST"; url missing or not a string; body missing or not an object;
-// body.model missing or not a string; body.stream true (all invalid_request); custom_id
-// seen on an earlier line (duplicate_custom_id); url not the first line's, compared in
-// NormalizeEndpoint form when both are known endpoints (url_mismatch); body.model not
-// the first line's (model_mismatch). The url and model a line must match are those of
-// the first line that had a string url and a string body.model, even when that line
-// had a problem of its own. The request line past sluice.MaxRequests gets
-// too_many_tasks instead of any problem of its own. A file with no request lines gets
-// empty_batch at line 0. Past sluice.MaxRequests, duplicates are found only among
-// the first sluice.MaxRequests custom_ids.
+// Lines end at "\n", whatever comes before it: a newline inside a string ends the
+// line, which then is not valid JSON. One trailing "\r" is stripped. A line holding
+// only spaces, tabs and carriage returns is blank: not a request and no problem,
+// though it counts in line numbers. A line is valid JSON when encoding/json's Valid
+// accepts it: it does not check UTF-8 inside strings, and it nests at most 10000
+// arrays and objects. Each request line gets at most one problem, the first of: not
+// valid JSON (invalid_json_line); not an object; custom_id missing, not a string,
+// longer than 65536 bytes or empty; method missing, not a string, longer than 65536
+// bytes or not "POST"; url missing, not a string or longer than 65536 bytes; body
+// missing or not an object; body.model missing, not a string or longer than 65536
+// bytes; body.stream true (all invalid_request); custom_id seen on an earlier line
+// (duplicate_custom_id); url not the first line's, compared in NormalizeEndpoint form
+// when both are known endpoints (url_mismatch); body.model not the first line's
+// (model_mismatch). A string's length is counted in bytes as written between its
+// quotes, escapes not decoded; the limit bounds the memory a hostile line can take.
+// The url and model a line must match are those of the first line that had a string
+// url and a string body.model of at most 65536 bytes, even when that line had a
+// problem of its own. The request line past sluice.MaxRequests gets too_many_tasks
+// instead of any problem of its own. A file with no request lines gets empty_batch at
+// line 0. Past sluice.MaxRequests, duplicates are found only among the first
+// sluice.MaxRequests custom_ids.
 //
 // A Scanner is not safe for concurrent use.
 type Scanner struct {
@@ -59,9 +63,11 @@ type Scanner struct {
 	started bool   // the BOM question is settled
 	closed  bool
 
-	line   []byte // the current line so far, when it spans writes
-	lineNo int    // physical lines ended so far
-	offset int64  // file offset of the current line's first byte
+	m         machine
+	base      int64 // file offset of the next byte to read
+	lineStart int64 // file offset of the current line's first byte
+	last      byte  // the last byte read
+	lineNo    int   // physical lines ended so far
 
 	urlLine   int // line of Summary.URL; 0 while there is none
 	modelLine int // line of Summary.Model; 0 while there is none
@@ -72,11 +78,13 @@ type Scanner struct {
 
 // NewScanner returns a Scanner at the start of a file.
 func NewScanner() *Scanner {
-	return &Scanner{ids: make(map[string]int)}
+	s := &Scanner{ids: make(map[string]int)}
+	s.m.reset()
+	return s
 }
 
-// Write scans p. It always returns len(p) and a nil error. Writes after Close are
-// ignored.
+// Write scans p. It always returns len(p) and a nil error, and it does not keep p.
+// Writes after Close are ignored.
 func (s *Scanner) Write(p []byte) (int, error) {
 	n := len(p)
 	if s.closed {
@@ -100,74 +108,70 @@ func (s *Scanner) start() {
 	s.started = true
 	if bytes.Equal(s.head, bom) {
 		s.sum.BOM = true
-		s.offset = int64(len(bom))
+		s.base, s.lineStart = int64(len(bom)), int64(len(bom))
 	} else {
 		s.feed(s.head)
 	}
 	s.head = nil
 }
 
-// feed splits p into lines, joining the first to what earlier writes left.
+// feed runs p through the machine, ending a line at each newline.
 func (s *Scanner) feed(p []byte) {
 	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			s.line = append(s.line, p...)
+		i := s.m.run(p)
+		s.base += int64(i)
+		if i == len(p) {
+			s.last = p[i-1]
 			return
 		}
-		if len(s.line) == 0 {
-			s.endLine(p[:i])
-		} else {
-			s.line = append(s.line, p[:i]...)
-			s.endLine(s.line)
-			if cap(s.line) > bigLine {
-				s.line = nil
-			} else {
-				s.line = s.line[:0]
-			}
+		cr := s.last == '\r'
+		if i > 0 {
+			cr = p[i-1] == '\r'
 		}
-		s.offset++ // the "\n"
+		s.endLine(cr)
+		s.base++ // the "\n"
+		s.lineStart, s.last = s.base, '\n'
 		p = p[i+1:]
 	}
 }
 
-// endLine handles one physical line, raw without its "\n". It must not keep raw.
-func (s *Scanner) endLine(raw []byte) {
+// endLine handles the line that ends at s.base; cr says its last byte is "\r".
+func (s *Scanner) endLine(cr bool) {
 	s.lineNo++
-	start := s.offset
-	s.offset += int64(len(raw))
-	line := raw
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	for _, b := range line {
-		if b != ' ' && b != '\t' && b != '\r' {
-			s.request(line, start)
-			return
+	if s.m.state != stBegin {
+		length := int(s.base - s.lineStart)
+		if cr {
+			length--
 		}
+		s.request(s.m.eol(), s.lineStart, length)
 	}
+	s.m.reset()
 }
 
-// request checks one request line.
-func (s *Scanner) request(line []byte, offset int64) {
+// request checks one request line; valid is the machine's verdict.
+func (s *Scanner) request(valid bool, offset int64, length int) {
 	s.sum.Requests++
-	var f lineFields
-	p := checkLine(line, &f)
+	var f facts
+	p := s.m.check(valid, &f)
 	if f.hasURL && s.urlLine == 0 {
 		s.sum.URL, s.urlLine = string(f.url), s.lineNo
 	}
 	if f.hasModel && s.modelLine == 0 {
 		s.sum.Model, s.modelLine = string(f.model), s.lineNo
 	}
+	first := 0 // the line that first used this custom_id
+	if f.hasID {
+		first = s.ids[string(f.id)]
+	}
 	switch {
 	case s.sum.Requests == sluice.MaxRequests+1:
 		p = problem{code: codeTooMany, msg: fmt.Sprintf(
 			"is request %d; a batch holds at most %d requests.", s.sum.Requests, sluice.MaxRequests)}
 	case p.code != "":
-	case s.ids[string(f.id)] != 0:
+	case first != 0:
 		p = problem{codeDuplicateID, "custom_id", fmt.Sprintf(
 			"repeats custom_id %s of line %d; custom_id must be unique within a batch.",
-			quote(string(f.id)), s.ids[string(f.id)])}
+			quote(string(f.id)), first)}
 	case string(f.url) != s.sum.URL && !sameEndpoint(string(f.url), s.sum.URL):
 		p = problem{codeURLMismatch, "url", fmt.Sprintf(
 			"has url %s but line %d has url %s; every request in a batch must use the same url.",
@@ -184,18 +188,16 @@ func (s *Scanner) request(line []byte, offset int64) {
 		return
 	}
 	var id string
-	if f.hasID {
-		if _, seen := s.ids[string(f.id)]; !seen {
-			id = string(f.id)
-			s.ids[id] = s.lineNo
-		}
+	if f.hasID && first == 0 {
+		id = string(f.id)
+		s.ids[id] = s.lineNo
 	}
 	if p.code != "" {
 		s.problem(p)
 		return
 	}
 	if !s.failed {
-		s.sum.Entries = append(s.sum.Entries, Entry{Line: s.lineNo, Offset: offset, Length: len(line), CustomID: id})
+		s.sum.Entries = append(s.sum.Entries, Entry{Line: s.lineNo, Offset: offset, Length: length, CustomID: id})
 	}
 }
 
@@ -227,10 +229,10 @@ func (s *Scanner) Close() *Summary {
 		s.start()
 	}
 	s.closed = true
-	if len(s.line) > 0 {
-		s.endLine(s.line)
+	if s.base > s.lineStart {
+		s.endLine(s.last == '\r')
 	}
-	s.line, s.ids = nil, nil
+	s.ids = nil
 	if s.sum.Requests == 0 {
 		s.failed = true
 		s.sum.Entries = nil

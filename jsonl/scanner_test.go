@@ -53,6 +53,13 @@ func scanCases() []scanCase {
 			capped = append(capped, bad{"invalid_json_line", "", i})
 		}
 	}
+	atCap := strings.Repeat("x", 65536)
+	overCap := atCap + "x"
+	escapedOverCap := strings.Repeat(`\u0061`, 10923) // 65538 bytes as written, 10923 decoded
+	deep := func(arrays int) string {
+		return `{"custom_id":"d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o","x":` +
+			strings.Repeat("[", arrays) + strings.Repeat("]", arrays) + "}}"
+	}
 	return []scanCase{
 		{
 			name:     "clean",
@@ -294,6 +301,52 @@ func scanCases() []scanCase {
 			requests: 3, url: chat, model: "gpt-4o",
 		},
 		{
+			name:     "newline-in-string-ends-the-line",
+			input:    lines(good("a"), `{"custom_id":"b`, `c","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o"}}`, good("d")),
+			want:     []bad{{"invalid_json_line", "", 2}, {"invalid_json_line", "", 3}},
+			requests: 4, url: chat, model: "gpt-4o",
+		},
+		{
+			name:     "nesting-10000-deep",
+			input:    lines(good("a"), deep(9998)),
+			requests: 2, entries: []int{1, 2}, url: chat, model: "gpt-4o",
+		},
+		{
+			name:     "nesting-10001-deep",
+			input:    lines(good("a"), deep(9999)),
+			want:     []bad{{"invalid_json_line", "", 2}},
+			requests: 2, url: chat, model: "gpt-4o",
+		},
+		{
+			name:     "members-at-cap",
+			input:    lines(req(atCap, "/"+atCap[1:], atCap), `{"custom_id":"b","method":"POST","url":"/`+atCap[1:]+`","body":{"model":"`+atCap+`"}}`),
+			requests: 2, entries: []int{1, 2}, url: "/" + atCap[1:], model: atCap,
+		},
+		{
+			name:     "custom-id-over-cap",
+			input:    lines(good("a"), good(overCap), good(overCap), strings.Replace(good("a"), `"a"`, `"`+escapedOverCap+`"`, 1)),
+			want:     []bad{{"invalid_request", "custom_id", 2}, {"invalid_request", "custom_id", 3}, {"invalid_request", "custom_id", 4}},
+			requests: 4, url: chat, model: "gpt-4o",
+		},
+		{
+			name:     "method-over-cap",
+			input:    lines(strings.Replace(good("a"), `"POST"`, `"`+overCap+`"`, 1), good("b")),
+			want:     []bad{{"invalid_request", "method", 1}},
+			requests: 2, url: chat, model: "gpt-4o",
+		},
+		{
+			name:     "url-over-cap-is-not-the-batch-url",
+			input:    lines(req("a", "/"+overCap[1:], "m"), req("b", "/v1/embeddings", "m"), req("c", chat, "m")),
+			want:     []bad{{"invalid_request", "url", 1}, {"url_mismatch", "url", 3}},
+			requests: 3, url: "/v1/embeddings", model: "m",
+		},
+		{
+			name:     "model-over-cap-is-not-the-batch-model",
+			input:    lines(req("a", chat, overCap), req("b", chat, "m"), req("c", chat, "n")),
+			want:     []bad{{"invalid_request", "body.model", 1}, {"model_mismatch", "body.model", 3}},
+			requests: 3, url: chat, model: "m",
+		},
+		{
 			name:     "cap-of-100-problems",
 			input:    hundredFifty.String() + good("a") + "\n",
 			want:     capped,
@@ -362,6 +415,10 @@ func TestScannerMessages(t *testing.T) {
 		{"model-mismatch-names-both", lines(good("a"), req("b", "/v1/chat/completions", "o3")), []string{"Line 2 ", `"o3"`, "line 1", `"gpt-4o"`}},
 		{"method-shows-value", lines(`{"custom_id":"a","method":"GET","url":"/v1/embeddings","body":{"model":"e"}}`), []string{"Line 1 ", `"GET"`, "POST"}},
 		{"stream", lines(`{"custom_id":"a","method":"POST","url":"/v1/embeddings","body":{"model":"e","stream":true}}`), []string{"body.stream", "streaming"}},
+		{"custom-id-over-cap", lines(good(strings.Repeat("z", 65537))), []string{"Line 1 ", "has a custom_id longer than 65536 bytes."}},
+		{"method-over-cap", lines(strings.Replace(good("a"), `"POST"`, `"`+strings.Repeat("P", 70000)+`"`, 1)), []string{"Line 1 ", "has a method longer than 65536 bytes."}},
+		{"url-over-cap", lines(req("a", strings.Repeat("/", 65537), "m")), []string{"Line 1 ", "has a url longer than 65536 bytes."}},
+		{"model-over-cap", lines(req("a", "/v1/embeddings", strings.Repeat("m", 65537))), []string{"Line 1 ", "has a body.model longer than 65536 bytes."}},
 		{"long-custom-id-is-clipped", lines(good("a"), good(strings.Repeat("z", 5000)), good(strings.Repeat("z", 5000))), []string{"Line 3 ", "…", "line 2"}},
 	}
 	for _, tc := range tests {
