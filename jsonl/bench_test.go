@@ -13,7 +13,19 @@ func chatLine(i int) string {
 	return fmt.Sprintf(`{"custom_id":"request-%06d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant that summarises customer support tickets in two sentences, naming the product and the customer's main complaint."},{"role":"user","content":"Ticket #%d: Hello, I bought the X200 blender three weeks ago and since last Tuesday it makes a grinding noise whenever I use the pulse setting. I have tried cleaning the blade assembly as the manual suggests but the noise is still there. Could you tell me whether this is covered by the warranty and how I can send it in for repair? I would also like to know if a replacement jar is available separately, as mine has a small crack near the handle. Thanks, Jordan"}],"temperature":0.2,"max_tokens":200,"response_format":{"type":"text"}}}`, i, i)
 }
 
+// BenchmarkScanner scans a file of 10,000 chat lines written in 32 KiB pieces, with
+// no EntryFunc: the validator, the checks and the custom_id set.
 func BenchmarkScanner(b *testing.B) {
+	benchmarkScanner(b, nil)
+}
+
+// BenchmarkScannerEntries is BenchmarkScanner with an EntryFunc that keeps nothing;
+// each Entry costs its CustomID string.
+func BenchmarkScannerEntries(b *testing.B) {
+	benchmarkScanner(b, func(jsonl.Entry) error { return nil })
+}
+
+func benchmarkScanner(b *testing.B, entryFunc func(jsonl.Entry) error) {
 	var buf bytes.Buffer
 	for i := range 10000 {
 		buf.WriteString(chatLine(i))
@@ -23,14 +35,14 @@ func BenchmarkScanner(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		s := jsonl.NewScanner()
+		s := jsonl.NewScanner(&jsonl.ScanOptions{EntryFunc: entryFunc})
 		for p := data; len(p) > 0; {
 			n := min(32<<10, len(p))
 			_, _ = s.Write(p[:n])
 			p = p[n:]
 		}
-		if sum := s.Close(); len(sum.Problems) != 0 {
-			b.Fatalf("got problems %+v, want none", sum.Problems)
+		if sum, err := s.Close(); err != nil || len(sum.Problems) != 0 {
+			b.Fatalf("got problems %+v and error %v, want none", sum.Problems, err)
 		}
 	}
 }

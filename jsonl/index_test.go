@@ -21,8 +21,9 @@ func readAll(r io.Reader) ([]jsonl.Entry, error) {
 	return got, err
 }
 
-func indexCases() map[string][]jsonl.Entry {
-	scanned := scan([]byte("\xEF\xBB\xBF"+lines(good("a"), "", good("ünï\"code"), good(strings.Repeat("k", 300)))+"\r\n"+good("z")), 0)
+func indexCases(tb testing.TB) map[string][]jsonl.Entry {
+	tb.Helper()
+	scanned := scan(tb, []byte("\xEF\xBB\xBF"+lines(good("a"), "", good("ünï\"code"), good(strings.Repeat("k", 300)))+"\r\n"+good("z")), 0)
 	return map[string][]jsonl.Entry{
 		"empty":   nil,
 		"scanned": scanned.Entries,
@@ -36,7 +37,7 @@ func indexCases() map[string][]jsonl.Entry {
 
 func TestIndexRoundTrip(t *testing.T) {
 	t.Parallel()
-	for name, entries := range indexCases() {
+	for name, entries := range indexCases(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var buf bytes.Buffer
@@ -74,7 +75,7 @@ func TestIndexCompact(t *testing.T) {
 func TestIndexCorrupt(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	if err := jsonl.WriteIndex(&buf, indexCases()["scanned"]); err != nil {
+	if err := jsonl.WriteIndex(&buf, indexCases(t)["scanned"]); err != nil {
 		t.Fatalf("got error %v, want nil", err)
 	}
 	full := buf.Bytes()
@@ -106,7 +107,7 @@ func TestIndexCorrupt(t *testing.T) {
 func TestIndexErrors(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	if err := jsonl.WriteIndex(&buf, indexCases()["scanned"]); err != nil {
+	if err := jsonl.WriteIndex(&buf, indexCases(t)["scanned"]); err != nil {
 		t.Fatalf("got error %v, want nil", err)
 	}
 	stop := errors.New("stop")

@@ -149,7 +149,7 @@ func quote(s string) string {
 // ParseRequest parses one request line, as stored in an input file, without its
 // newline. It applies every check the Scanner applies to a line on its own (not the
 // checks across lines: duplicates, url and model mismatches), so any line a clean scan
-// indexed parses. The error is a *sluice.Error of KindInvalid with the Batch API code
+// gave an Entry for parses. The error is a *sluice.Error of KindInvalid with the Batch API code
 // and param of the first problem.
 func ParseRequest(line []byte) (Request, error) {
 	var m machine

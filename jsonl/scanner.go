@@ -22,8 +22,21 @@ type Summary struct {
 	URL      string              // url of the first request line that had a string url (as written)
 	Model    string              // body.model of the first request line that had a string model
 	Problems []sluice.BatchError // in line order, at most sluice.MaxBatchErrors
-	Entries  []Entry             // every request line in order, when Problems is empty; nil otherwise
 	BOM      bool                // the file began with a UTF-8 byte-order mark, which was skipped
+}
+
+// ScanOptions are the optional settings of NewScanner; nil means the defaults.
+type ScanOptions struct {
+	// MaxRequests is the most request lines a file may hold; 0 means sluice.MaxRequests.
+	MaxRequests int
+	// EntryFunc, when set, receives each request line that has no problem, in order, until the
+	// first problem of the file; after a problem it is not called again. If it returns an error
+	// it is not called again and Close returns that error.
+	//
+	// The entries of a file are complete only when Close reports no problem: a
+	// problem on a later line, or empty_batch, makes the file unusable, and the
+	// caller drops what it was given.
+	EntryFunc func(Entry) error
 }
 
 // bom is the UTF-8 byte-order mark.
@@ -33,8 +46,10 @@ var bom = []byte{0xEF, 0xBB, 0xBF}
 // behind io.TeeReader while the upload streams to disk, and Write never returns an
 // error. It reads every byte once, as it arrives, and never holds a line: a line of
 // any length costs the same memory, a few kilobytes plus at most 64 KiB for each of
-// custom_id, method, url and body.model. Beyond that it keeps the Entries and the
-// custom_id set, both of which stop growing after sluice.MaxRequests requests.
+// custom_id, method, url and body.model. It keeps no Entry: it hands each to
+// ScanOptions.EntryFunc. Beyond the line it keeps only the custom_id set, which stops
+// growing after MaxRequests requests (ScanOptions.MaxRequests, by default
+// sluice.MaxRequests).
 //
 // The custom_id set holds no custom_id: for each it keeps a 128-bit hash, two
 // hash/maphash values under seeds drawn for the Scanner, and the line that first
@@ -60,10 +75,10 @@ var bom = []byte{0xEF, 0xBB, 0xBF}
 // quotes, escapes not decoded; the limit bounds the memory a hostile line can take.
 // The url and model a line must match are those of the first line that had a string
 // url and a string body.model of at most 65536 bytes, even when that line had a
-// problem of its own. The request line past sluice.MaxRequests gets too_many_tasks
-// instead of any problem of its own. A file with no request lines gets empty_batch at
-// line 0. Past sluice.MaxRequests, duplicates are found only among the first
-// sluice.MaxRequests custom_ids.
+// problem of its own. The request line past MaxRequests gets too_many_tasks instead
+// of any problem of its own. A file with no request lines gets empty_batch at line 0.
+// Past MaxRequests, duplicates are found only among the first MaxRequests
+// custom_ids.
 //
 // A Scanner is not safe for concurrent use.
 type Scanner struct {
@@ -77,9 +92,13 @@ type Scanner struct {
 	last      byte  // the last byte read
 	lineNo    int   // physical lines ended so far
 
-	urlLine   int // line of Summary.URL; 0 while there is none
-	modelLine int // line of Summary.Model; 0 while there is none
-	failed    bool
+	maxRequests int
+	entryFunc   func(Entry) error
+	err         error // from entryFunc
+
+	urlLine   int  // line of Summary.URL; 0 while there is none
+	modelLine int  // line of Summary.Model; 0 while there is none
+	failed    bool // a problem was found: no more entries
 	seeds     [2]maphash.Seed
 	ids       map[idHash]int // custom_id's hash to the first line that used it
 	sum       Summary
@@ -89,10 +108,17 @@ type Scanner struct {
 type idHash [2]uint64
 
 // NewScanner returns a Scanner at the start of a file.
-func NewScanner() *Scanner {
+func NewScanner(opts *ScanOptions) *Scanner {
 	s := &Scanner{
-		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		ids:   make(map[idHash]int),
+		maxRequests: sluice.MaxRequests,
+		seeds:       [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		ids:         make(map[idHash]int),
+	}
+	if opts != nil {
+		if opts.MaxRequests > 0 {
+			s.maxRequests = opts.MaxRequests
+		}
+		s.entryFunc = opts.EntryFunc
 	}
 	s.m.reset()
 	return s
@@ -181,9 +207,9 @@ func (s *Scanner) request(valid bool, offset int64, length int) {
 		first = s.ids[h]
 	}
 	switch {
-	case s.sum.Requests == sluice.MaxRequests+1:
+	case s.sum.Requests == s.maxRequests+1:
 		p = problem{code: codeTooMany, msg: fmt.Sprintf(
-			"is request %d; a batch holds at most %d requests.", s.sum.Requests, sluice.MaxRequests)}
+			"is request %d; a batch holds at most %d requests.", s.sum.Requests, s.maxRequests)}
 	case p.code != "":
 	case first != 0:
 		p = problem{codeDuplicateID, "custom_id", fmt.Sprintf(
@@ -198,23 +224,21 @@ func (s *Scanner) request(valid bool, offset int64, length int) {
 			"has body.model %s but line %d has body.model %s; every request in a batch must use the same model.",
 			quote(string(f.model)), s.modelLine, quote(s.sum.Model))}
 	}
-	if s.sum.Requests > sluice.MaxRequests {
+	if s.sum.Requests > s.maxRequests {
 		if p.code != "" {
 			s.problem(p)
 		}
 		return
 	}
-	var id string
 	if f.hasID && first == 0 {
-		id = string(f.id)
 		s.ids[h] = s.lineNo
 	}
 	if p.code != "" {
 		s.problem(p)
 		return
 	}
-	if !s.failed {
-		s.sum.Entries = append(s.sum.Entries, Entry{Line: s.lineNo, Offset: offset, Length: length, CustomID: id})
+	if !s.failed && s.entryFunc != nil && s.err == nil {
+		s.err = s.entryFunc(Entry{Line: s.lineNo, Offset: offset, Length: length, CustomID: string(f.id)})
 	}
 }
 
@@ -224,10 +248,9 @@ func sameEndpoint(a, b string) bool {
 	return na != "" && na == NormalizeEndpoint(b)
 }
 
-// problem records a problem on the current line and drops the entries.
+// problem records a problem on the current line; no entry follows it.
 func (s *Scanner) problem(p problem) {
 	s.failed = true
-	s.sum.Entries = nil
 	if len(s.sum.Problems) < sluice.MaxBatchErrors {
 		s.sum.Problems = append(s.sum.Problems, sluice.BatchError{
 			Code: p.code, Message: lineMessage(s.lineNo, p.msg), Param: p.param, Line: s.lineNo,
@@ -236,11 +259,12 @@ func (s *Scanner) problem(p problem) {
 }
 
 // Close handles a final line without a newline and returns the summary. It adds an
-// empty_batch problem (Line 0) when there were no request lines. Calling Close again
-// returns the same summary.
-func (s *Scanner) Close() *Summary {
+// empty_batch problem (Line 0) when there were no request lines. The error is the
+// one ScanOptions.EntryFunc returned, if it did; the summary is complete even then.
+// Calling Close again returns the same summary and error.
+func (s *Scanner) Close() (*Summary, error) {
 	if s.closed {
-		return &s.sum
+		return &s.sum, s.err
 	}
 	if !s.started {
 		s.start()
@@ -252,11 +276,10 @@ func (s *Scanner) Close() *Summary {
 	s.ids = nil
 	if s.sum.Requests == 0 {
 		s.failed = true
-		s.sum.Entries = nil
 		s.sum.Problems = append(s.sum.Problems, sluice.BatchError{
 			Code:    codeEmpty,
 			Message: "The file has no request lines; a batch needs at least one request.",
 		})
 	}
-	return &s.sum
+	return &s.sum, s.err
 }

@@ -2,6 +2,7 @@ package jsonl_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -360,7 +361,7 @@ func TestScanner(t *testing.T) {
 	for _, tc := range scanCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			sum := scan([]byte(tc.input), 0)
+			sum := scan(t, []byte(tc.input), 0)
 			var got []bad
 			for _, p := range sum.Problems {
 				got = append(got, bad{p.Code, p.Param, p.Line})
@@ -386,10 +387,8 @@ func TestScanner(t *testing.T) {
 			if sum.BOM != tc.bom {
 				t.Errorf("got BOM %v, want %v", sum.BOM, tc.bom)
 			}
+			checkEntriesBeforeProblems(t, sum)
 			if len(tc.want) > 0 {
-				if sum.Entries != nil {
-					t.Errorf("got %d entries, want nil with problems", len(sum.Entries))
-				}
 				return
 			}
 			var gotLines []int
@@ -424,7 +423,7 @@ func TestScannerMessages(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			sum := scan([]byte(tc.input), 0)
+			sum := scan(t, []byte(tc.input), 0)
 			if len(sum.Problems) != 1 {
 				t.Fatalf("got %d problems, want 1: %+v", len(sum.Problems), sum.Problems)
 			}
@@ -447,13 +446,13 @@ func TestScannerChunks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			data := []byte(tc.input)
-			want := scan(data, 0)
+			want := scan(t, data, 0)
 			sizes := []int{1, 2, 3, 7, 4096}
 			if len(data) > 1<<20 {
 				sizes = []int{7, 4096, 1 << 16}
 			}
 			for _, n := range sizes {
-				if diff := cmp.Diff(want, scan(data, n)); diff != "" {
+				if diff := cmp.Diff(want, scan(t, data, n)); diff != "" {
 					t.Errorf("chunks of %d bytes (-whole +chunked):\n%s", n, diff)
 				}
 			}
@@ -464,17 +463,24 @@ func TestScannerChunks(t *testing.T) {
 func TestScannerTeeReader(t *testing.T) {
 	t.Parallel()
 	data := []byte("\xEF\xBB\xBF" + lines(good("a"), good("b")))
-	s := jsonl.NewScanner()
+	var entries []jsonl.Entry
+	s := jsonl.NewScanner(&jsonl.ScanOptions{EntryFunc: func(e jsonl.Entry) error {
+		entries = append(entries, e)
+		return nil
+	}})
 	var disk bytes.Buffer
 	if _, err := io.Copy(&disk, io.TeeReader(bytes.NewReader(data), s)); err != nil {
 		t.Fatalf("got error %v, want nil", err)
 	}
-	sum := s.Close()
-	if len(sum.Entries) != 2 || len(sum.Problems) != 0 {
-		t.Errorf("got %d entries and problems %+v, want 2 entries and none", len(sum.Entries), sum.Problems)
+	sum, err := s.Close()
+	if err != nil {
+		t.Fatalf("got Close error %v, want nil", err)
 	}
-	if again := s.Close(); again != sum {
-		t.Errorf("got a different summary from a second Close, want the same")
+	if len(entries) != 2 || len(sum.Problems) != 0 {
+		t.Errorf("got %d entries and problems %+v, want 2 entries and none", len(entries), sum.Problems)
+	}
+	if again, err := s.Close(); again != sum || err != nil {
+		t.Errorf("got a different summary or error %v from a second Close, want the same", err)
 	}
 }
 
@@ -483,7 +489,7 @@ func TestScannerEntriesSliceBack(t *testing.T) {
 	data := []byte("\xEF\xBB\xBF" + good("first") + "\r\n\n  \n" + good(`q"uote\back`) + "\n" +
 		good("ünï\u2028cödé") + "\r\n\t\r\n" + good("x\n\ty") + "\n" + good("last"))
 	for _, chunk := range []int{0, 1, 5} {
-		sum := scan(data, chunk)
+		sum := scan(t, data, chunk)
 		if len(sum.Problems) != 0 {
 			t.Fatalf("got problems %+v, want none", sum.Problems)
 		}
@@ -551,19 +557,148 @@ func TestScannerTooManyTasks(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			sum := scan(tc.data, 1<<16)
+			sum := scan(t, tc.data, 1<<16)
 			if sum.Requests != tc.requests {
 				t.Errorf("got Requests %d, want %d", sum.Requests, tc.requests)
 			}
 			if diff := cmp.Diff(tc.want, short(sum.Problems), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}
-			if tc.want == nil && len(sum.Entries) != tc.requests {
-				t.Errorf("got %d entries, want %d", len(sum.Entries), tc.requests)
-			}
-			if tc.want != nil && sum.Entries != nil {
-				t.Errorf("got %d entries, want nil", len(sum.Entries))
+			if len(sum.Entries) != sluice.MaxRequests {
+				t.Errorf("got %d entries, want the first %d", len(sum.Entries), sluice.MaxRequests)
 			}
 		})
+	}
+}
+
+func TestScannerEntryFunc(t *testing.T) {
+	t.Parallel()
+	t.Run("stops-at-first-problem", func(t *testing.T) {
+		t.Parallel()
+		data := []byte(lines(good("a"), "", good("b"), "{", good("c"), good("a")))
+		for _, chunk := range []int{0, 1, 7} {
+			sum := scan(t, data, chunk)
+			var gotLines []int
+			for _, e := range sum.Entries {
+				gotLines = append(gotLines, e.Line)
+			}
+			if diff := cmp.Diff([]int{1, 3}, gotLines); diff != "" {
+				t.Errorf("chunks of %d: entry lines (-want +got):\n%s", chunk, diff)
+			}
+			want := []bad{{"invalid_json_line", "", 4}, {"duplicate_custom_id", "custom_id", 6}}
+			if diff := cmp.Diff(want, short(sum.Problems)); diff != "" {
+				t.Errorf("chunks of %d: problems (-want +got):\n%s", chunk, diff)
+			}
+		}
+	})
+	t.Run("empty-batch-gets-none", func(t *testing.T) {
+		t.Parallel()
+		sum := scan(t, []byte("\n \n"), 0)
+		if len(sum.Entries) != 0 {
+			t.Errorf("got entries %+v, want none", sum.Entries)
+		}
+	})
+	t.Run("error-stops-calls", func(t *testing.T) {
+		t.Parallel()
+		errStop := errors.New("stop")
+		calls := 0
+		s := jsonl.NewScanner(&jsonl.ScanOptions{EntryFunc: func(jsonl.Entry) error {
+			calls++
+			if calls == 2 {
+				return errStop
+			}
+			return nil
+		}})
+		_, _ = s.Write([]byte(lines(good("a"), good("b"), good("c"), good("d"))))
+		sum, err := s.Close()
+		if !errors.Is(err, errStop) {
+			t.Errorf("got Close error %v, want %v", err, errStop)
+		}
+		if calls != 2 {
+			t.Errorf("got %d calls, want 2", calls)
+		}
+		if sum.Requests != 4 || len(sum.Problems) != 0 {
+			t.Errorf("got %d requests and problems %+v, want 4 and none: the scan goes on", sum.Requests, sum.Problems)
+		}
+		if _, again := s.Close(); !errors.Is(again, errStop) {
+			t.Errorf("got error %v from a second Close, want %v", again, errStop)
+		}
+	})
+	t.Run("nil-options", func(t *testing.T) {
+		t.Parallel()
+		s := jsonl.NewScanner(nil)
+		_, _ = s.Write([]byte(lines(good("a"))))
+		if sum, err := s.Close(); err != nil || sum.Requests != 1 || len(sum.Problems) != 0 {
+			t.Errorf("got %+v, %v, want one clean request", sum, err)
+		}
+	})
+}
+
+func TestScannerMaxRequests(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		max     int
+		input   string
+		want    []bad
+		entries int
+	}{
+		{"exactly-the-most", 3, lines(good("a"), good("b"), "", good("c")), nil, 3},
+		{"one-over", 3, lines(good("a"), good("b"), good("c"), good("d")), []bad{{"too_many_tasks", "", 4}}, 3},
+		{
+			name:  "past-the-most-duplicates-only-of-the-first",
+			max:   2,
+			input: lines(good("a"), good("b"), good("c"), good("d"), good("d"), good("a"), "{"),
+			want: []bad{
+				{"too_many_tasks", "", 3},
+				{"duplicate_custom_id", "custom_id", 6},
+				{"invalid_json_line", "", 7},
+			},
+			entries: 2,
+		},
+		{"one", 1, lines(good("a"), good("b")), []bad{{"too_many_tasks", "", 2}}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, chunk := range []int{0, 5} {
+				sum := scanMax(t, []byte(tc.input), chunk, tc.max)
+				if diff := cmp.Diff(tc.want, short(sum.Problems)); diff != "" {
+					t.Errorf("chunks of %d: problems (-want +got):\n%s", chunk, diff)
+				}
+				if len(sum.Entries) != tc.entries {
+					t.Errorf("chunks of %d: got %d entries, want %d", chunk, len(sum.Entries), tc.entries)
+				}
+				if tc.want != nil && tc.want[0].Code == "too_many_tasks" {
+					wantMsg := fmt.Sprintf("a batch holds at most %d requests.", tc.max)
+					if msg := sum.Problems[0].Message; !strings.HasSuffix(msg, wantMsg) {
+						t.Errorf("got message %q, want it to end %q", msg, wantMsg)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestScannerDuplicatesPastDefaultMax(t *testing.T) {
+	t.Parallel()
+	const n = 130_000 // past sluice.MaxRequests, within the raised limit
+	id := func(i int) string { return fmt.Sprintf("request-%d", i) }
+	var b bytes.Buffer
+	for i := 1; i <= n; i++ {
+		b.WriteString(req(id(i), "/v1/embeddings", "e"))
+		b.WriteByte('\n')
+	}
+	b.WriteString(lines(req(id(1), "/v1/embeddings", "e"), req(id(120_000), "/v1/embeddings", "e"), req("fresh", "/v1/embeddings", "e")))
+	sum := scanMax(t, b.Bytes(), 1<<16, 200_000)
+	want := []bad{{"duplicate_custom_id", "custom_id", n + 1}, {"duplicate_custom_id", "custom_id", n + 2}}
+	if diff := cmp.Diff(want, short(sum.Problems)); diff != "" {
+		t.Fatalf("problems (-want +got):\n%s", diff)
+	}
+	if got, want := sum.Problems[1].Message, "of line 120000;"; !strings.Contains(got, want) {
+		t.Errorf("got message %q, want it to contain %q", got, want)
+	}
+	if sum.Requests != n+3 || len(sum.Entries) != n {
+		t.Errorf("got %d requests and %d entries, want %d and %d", sum.Requests, len(sum.Entries), n+3, n)
 	}
 }
