@@ -100,19 +100,73 @@ type Scanner struct {
 	modelLine int  // line of Summary.Model; 0 while there is none
 	failed    bool // a problem was found: no more entries
 	seeds     [2]maphash.Seed
-	ids       map[idHash]int // custom_id's hash to the first line that used it
+	ids       idSet
 	sum       Summary
 }
 
 // idHash is a custom_id's 128-bit hash.
 type idHash [2]uint64
 
+// idSet maps custom_id hashes to the line that first used each. It is a hash table
+// with open addressing and linear probing rather than a map: the keys are random
+// already, so their low bits pick the slot, and it grows by doubling, a few
+// allocations per file where a map's tables split every few hundred lines.
+type idSet struct {
+	slots []idSlot // a power of two of them, or none
+	n     int      // slots in use
+}
+
+// idSlot is one slot of an idSet; line 0 marks it empty.
+type idSlot struct {
+	h    idHash
+	line int
+}
+
+// line returns the line recorded for h, or 0.
+func (t *idSet) line(h idHash) int {
+	mask := uint64(len(t.slots) - 1)
+	for i := h[0] & mask; len(t.slots) > 0; i = (i + 1) & mask {
+		switch sl := &t.slots[i]; {
+		case sl.line == 0:
+			return 0
+		case sl.h == h:
+			return sl.line
+		}
+	}
+	return 0
+}
+
+// add records h, which the set does not hold, at line, which is above 0. It keeps at
+// most 7/8 of the slots in use.
+func (t *idSet) add(h idHash, line int) {
+	if (t.n+1)*8 > len(t.slots)*7 {
+		old := t.slots
+		t.slots = make([]idSlot, max(256, 2*len(old)))
+		for _, sl := range old {
+			if sl.line != 0 {
+				t.put(sl)
+			}
+		}
+	}
+	t.put(idSlot{h, line})
+	t.n++
+}
+
+// put stores sl in the first free slot from its hash on.
+func (t *idSet) put(sl idSlot) {
+	mask := uint64(len(t.slots) - 1)
+	i := sl.h[0] & mask
+	for t.slots[i].line != 0 {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = sl
+}
+
 // NewScanner returns a Scanner at the start of a file.
 func NewScanner(opts *ScanOptions) *Scanner {
 	s := &Scanner{
 		maxRequests: sluice.MaxRequests,
 		seeds:       [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		ids:         make(map[idHash]int),
 	}
 	if opts != nil {
 		if opts.MaxRequests > 0 {
@@ -204,7 +258,7 @@ func (s *Scanner) request(valid bool, offset int64, length int) {
 	first := 0 // the line that first used this custom_id
 	if f.hasID {
 		h = idHash{maphash.Bytes(s.seeds[0], f.id), maphash.Bytes(s.seeds[1], f.id)}
-		first = s.ids[h]
+		first = s.ids.line(h)
 	}
 	switch {
 	case s.sum.Requests == s.maxRequests+1:
@@ -231,7 +285,7 @@ func (s *Scanner) request(valid bool, offset int64, length int) {
 		return
 	}
 	if f.hasID && first == 0 {
-		s.ids[h] = s.lineNo
+		s.ids.add(h, s.lineNo)
 	}
 	if p.code != "" {
 		s.problem(p)
@@ -273,7 +327,7 @@ func (s *Scanner) Close() (*Summary, error) {
 	if s.base > s.lineStart {
 		s.endLine(s.last == '\r')
 	}
-	s.ids = nil
+	s.ids = idSet{}
 	if s.sum.Requests == 0 {
 		s.failed = true
 		s.sum.Problems = append(s.sum.Problems, sluice.BatchError{
