@@ -246,16 +246,6 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// The validator.
-//
-// machine checks JSON syntax exactly as encoding/json's Valid does while it reads a
-// line byte by byte, and at the same time notes what the checks need of a request
-// line: the top-level members custom_id, method, url and body and, when body is an
-// object, its members model and stream. It never holds the line: it keeps its parse
-// state between calls to run, and copies out only the few values it captures, each
-// bounded (maxMember, maxRaw, maxKey). A member that repeats is taken from its last
-// occurrence, as encoding/json does.
-
 // maxDepth is the deepest nesting of arrays and objects encoding/json accepts.
 const maxDepth = 10000
 
@@ -317,12 +307,18 @@ const (
 // field is what the machine learned of one member.
 type field struct {
 	kind byte   // the value's first byte as written; 0 when the member is absent
-	n    int    // bytes captured so far, counting those past the limit
+	n    int    // bytes of the value seen so far, as written, counting those past the limit
 	raw  []byte // a string's bytes between its quotes, or a method that is not a string; bounded
 }
 
-// machine is a streaming JSON validator for one line at a time; reset starts a line.
-// Its zero value needs reset before use.
+// machine checks JSON syntax exactly as encoding/json's Valid does while it reads a
+// line byte by byte, and at the same time notes what the checks need of a request
+// line: the top-level members custom_id, method, url and body and, when body is an
+// object, its members model and stream. It never holds the line: it keeps its parse
+// between calls to run and copies out only the few values it captures, each bounded
+// (maxMember, maxRaw, maxKey). A member that repeats is taken from its last
+// occurrence, as encoding/json takes it. reset starts a line; the zero machine needs
+// it before use.
 type machine struct {
 	// The parse; run keeps these in locals and writes them back.
 	state   uint8
@@ -339,10 +335,10 @@ type machine struct {
 	// newline is whitespace there, as in json.Valid, and captures alias the line.
 	whole bool
 
-	pos       int  // bytes of the line before the current run
-	root      byte // first byte of the line's value
-	inBody    bool // inside the top-level body object
-	capWhat   uint8
+	pos       int   // bytes of the line before the current run
+	root      byte  // first byte of the line's value
+	inBody    bool  // inside the top-level body object
+	capWhat   uint8 // the member being captured; mNone for a key
 	key       [maxKey]byte
 	keyN      int
 	f         [nMembers]field
@@ -360,9 +356,9 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
-// special returns w, eight bytes read little-endian, with the high bit of each byte
-// set that is '"', '\' or a control character, and maybe of bytes after such a
-// byte: only the lowest set bit is exact, which is the one the caller wants.
+// special sets the high bit of each byte of w, eight bytes read little-endian, that
+// is '"', '\' or a control character. Bytes after the first such byte may be marked
+// too, so only the lowest set bit is exact; it is the one the caller uses.
 func special(w uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	q := w ^ (ones * '"')
@@ -388,9 +384,11 @@ func (m *machine) reset() {
 	m.bodyStart, m.bodyEnd = 0, 0
 }
 
-// run reads p, the next bytes of the line. Unless the machine is whole, a newline
-// ends the line: run stops there and returns its index, having read it as
-// whitespace, so that eol can tell the line's verdict. Otherwise it returns len(p).
+// run reads p, the next bytes of the line, and returns len(p). Unless the machine is
+// whole, a newline ends the line: run stops at it and returns its index instead.
+// The newline is then read as far as the verdict goes, as json.Valid would read
+// whitespace (a number ends, a string or literal is cut short), so that eol can tell
+// the line's verdict; the caller skips it.
 //
 // This is the hot loop. The parse lives in locals; the per-member work is in small
 // methods called only at the members the checks read.

@@ -19,8 +19,8 @@ type Entry struct {
 // Summary is what a scan learned.
 type Summary struct {
 	Requests int                 // request lines seen (non-blank lines), counted even past MaxRequests
-	URL      string              // url of the first request line that had a string url (as written)
-	Model    string              // body.model of the first request line that had a string model
+	URL      string              // url of the first request line with a string url within the 65536-byte cap, as written
+	Model    string              // body.model of the first request line with a string model within the cap
 	Problems []sluice.BatchError // in line order, at most sluice.MaxBatchErrors
 	BOM      bool                // the file began with a UTF-8 byte-order mark, which was skipped
 }
@@ -53,10 +53,10 @@ var bom = []byte{0xEF, 0xBB, 0xBF}
 //
 // The custom_id set holds no custom_id: for each it keeps a 128-bit hash, two
 // hash/maphash values under seeds drawn for the Scanner, and the line that first
-// used it. Two different custom_ids share a hash with probability 2^-128, so a file
-// of n custom_ids sees a collision with probability at most n²/2^129: below 10^-28
-// for 100,000. A collision would report a false duplicate_custom_id; a real
-// duplicate is never missed.
+// used it. Taking maphash as random, two different custom_ids share a hash with
+// probability 2^-128, so a file of n custom_ids sees a collision with probability
+// at most n²/2^129: below 10^-28 for 100,000. A collision would report a false
+// duplicate_custom_id; a real duplicate is never missed.
 //
 // Lines end at "\n", whatever comes before it: a newline inside a string ends the
 // line, which then is not valid JSON. One trailing "\r" is stripped. A line holding
