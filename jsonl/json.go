@@ -359,11 +359,15 @@ var plain = func() (t [256]bool) {
 // special sets the high bit of each byte of w, eight bytes read little-endian, that
 // is '"', '\' or a control character. Bytes after the first such byte may be marked
 // too, so only the lowest set bit is exact; it is the one the caller uses.
+//
+// It is the classic test for a zero byte, (x-0x01…)&^x&0x80…, on w^'"' and w^'\',
+// and for a byte below 0x20, (w-0x20…)&^w&0x80…, with the three &^ merged: the
+// XORs keep every byte's high bit, which is all the &^ reads.
 func special(w uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	q := w ^ (ones * '"')
 	b := w ^ (ones * '\\')
-	return ((q-ones)&^q | (b-ones)&^b | (w-ones*0x20)&^w) & highs
+	return ((q - ones) | (b - ones) | (w - ones*0x20)) &^ w & highs
 }
 
 // isHex marks hexadecimal digits.
@@ -401,13 +405,19 @@ loop:
 	for i < len(p) {
 		switch state {
 		case stString:
-			// Skip plain bytes eight at a time, then one at a time.
-			for i+8 <= len(p) {
-				if t := special(binary.LittleEndian.Uint64(p[i:])); t != 0 {
+			// Skip plain bytes sixteen at a time, then one at a time.
+			for q := p[i:]; len(q) >= 16; q = q[16:] {
+				t := special(binary.LittleEndian.Uint64(q))
+				if t == 0 {
+					if t = special(binary.LittleEndian.Uint64(q[8:])); t != 0 {
+						i += 8
+					}
+				}
+				if t != 0 {
 					i += bits.TrailingZeros64(t) >> 3
 					goto stop
 				}
-				i += 8
+				i += 16
 			}
 			for i < len(p) && plain[p[i]] {
 				i++
