@@ -177,3 +177,10 @@ type Result struct {
 	Succeeded bool
 	Output    []byte // one JSON object, no newline
 }
+
+// Part is a byte range of a stored object, a piece of what Bucket.Compose assembles.
+type Part struct {
+	Key    string
+	Offset int64
+	Length int64
+}

@@ -120,8 +120,9 @@ type BatchUpdate struct {
 	CancelledAt  *time.Time
 }
 
-// Bucket stores the bytes of files under keys. Writes are atomic: a key holds either
-// its old bytes or all of the new ones, never a part.
+// Bucket stores the bytes of files under keys. Put and Compose are atomic: a key holds
+// either its old bytes or all of the new ones, never a part. Append grows an object in
+// place, for result segments, which only their one writer reads while they grow.
 //
 // Methods return KindNotFound for a missing key.
 type Bucket interface {
@@ -134,6 +135,17 @@ type Bucket interface {
 	GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
 	// Delete removes key. Deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
+	// Append writes p at offset of the object under key, which must be its size (0
+	// creates it), and makes the bytes durable before it returns. Returns KindConflict
+	// when the object's size is not offset, or when the object can no longer grow (it
+	// was composed into another); the caller then writes to a new key. After any other
+	// error the object's size is unknown, and the caller writes to a new key too.
+	Append(ctx context.Context, key string, offset int64, p []byte) error
+	// Compose stores under key the concatenation of parts, in order, and returns its
+	// size. The new object does not change when the parts' objects change or go later.
+	// Returns KindNotFound when a part's object is missing, KindInvalid when a part
+	// reaches past its object's end.
+	Compose(ctx context.Context, key string, parts []Part) (int64, error)
 }
 
 // Ptr returns a pointer to v, for the optional fields of updates and filters.

@@ -5,12 +5,15 @@ package blob
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/sluice-batch/sluice"
@@ -139,4 +142,187 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// Append implements sluice.Bucket. The bytes are written at offset and synced before it
+// returns; a new object's folder entry is synced too, so a power loss cannot lose a
+// segment whose extents the store has recorded.
+func (d *Dir) Append(ctx context.Context, key string, offset int64, p []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dst, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	flag := os.O_WRONLY
+	if offset == 0 {
+		flag |= os.O_CREATE
+	}
+	f, err := os.OpenFile(dst, flag, 0o644)
+	if errors.Is(err, fs.ErrNotExist) && offset == 0 {
+		if err = os.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
+			f, err = os.OpenFile(dst, flag, 0o644)
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return sluice.Errorf(sluice.KindConflict, "The object %s is gone; it cannot grow.", key).WithErr(err)
+	}
+	if err != nil {
+		return fmt.Errorf("append %s: %w", key, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("append %s: %w", key, err)
+	}
+	if size := fi.Size(); size != offset {
+		return sluice.Errorf(sluice.KindConflict, "The object %s holds %d bytes, not %d; it cannot grow from there.", key, size, offset)
+	}
+	if shared(fi) {
+		return sluice.Errorf(sluice.KindConflict, "The object %s was composed into another; it cannot grow.", key)
+	}
+	if _, err := f.WriteAt(p, offset); err != nil {
+		return fmt.Errorf("append %s: %w", key, err)
+	}
+	if err := fdatasync(f); err != nil {
+		return fmt.Errorf("append %s: %w", key, err)
+	}
+	if offset == 0 {
+		if err := syncDir(filepath.Dir(dst)); err != nil {
+			return fmt.Errorf("append %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// Compose implements sluice.Bucket. When the parts are one whole object, the new key is
+// a hard link to it: no byte is copied, and Append refuses to grow a linked object, so
+// the new object cannot change. Otherwise the ranges are copied, in the kernel where it
+// can (copy_file_range), synced, and renamed into place.
+func (d *Dir) Compose(ctx context.Context, key string, parts []sluice.Part) (int64, error) {
+	dst, err := d.path(key)
+	if err != nil {
+		return 0, err
+	}
+	if len(parts) == 1 {
+		if n, ok, err := d.link(parts[0], dst); ok || err != nil {
+			return n, err
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Join(d.root, ".tmp"), "compose-*")
+	if err != nil {
+		return 0, fmt.Errorf("compose %s: %w", key, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	var n int64
+	for _, p := range parts {
+		m, err := d.copyPart(ctx, tmp, p)
+		n += m
+		if err != nil {
+			tmp.Close()
+			return 0, err
+		}
+	}
+	err = tmp.Sync()
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = d.place(tmp.Name(), dst)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("compose %s: %w", key, err)
+	}
+	return n, nil
+}
+
+// link makes dst a hard link to the object of p when p covers all of it, and reports
+// whether it did.
+func (d *Dir) link(p sluice.Part, dst string) (int64, bool, error) {
+	src, err := d.path(p.Key)
+	if err != nil {
+		return 0, false, err
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return 0, false, translate(p.Key, err)
+	}
+	if p.Offset != 0 || p.Length != fi.Size() || !canLink {
+		return 0, false, nil
+	}
+	tmp := filepath.Join(d.root, ".tmp", "link-"+filepath.Base(dst)+"-"+randomSuffix())
+	if err := os.Link(src, tmp); err != nil {
+		return 0, false, nil // a folder that cannot link copies instead
+	}
+	if err := d.place(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return 0, false, fmt.Errorf("compose %s: %w", p.Key, err)
+	}
+	return fi.Size(), true, nil
+}
+
+// place renames tmp to dst, creating dst's folder, and syncs the folder.
+func (d *Dir) place(tmp, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+// copyPart appends the bytes of p to w.
+func (d *Dir) copyPart(ctx context.Context, w *os.File, p sluice.Part) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	src, err := d.path(p.Key)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return 0, translate(p.Key, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("compose from %s: %w", p.Key, err)
+	}
+	if p.Offset < 0 || p.Length < 0 || p.Offset+p.Length > fi.Size() {
+		return 0, sluice.Errorf(sluice.KindInvalid, "The range %d+%d reaches past the %d bytes of %s.", p.Offset, p.Length, fi.Size(), p.Key)
+	}
+	if _, err := f.Seek(p.Offset, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("compose from %s: %w", p.Key, err)
+	}
+	// A *os.File reading from an *io.LimitedReader of a *os.File copies in the kernel.
+	n, err := w.ReadFrom(&io.LimitedReader{R: f, N: p.Length})
+	if err == nil && n != p.Length {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return n, fmt.Errorf("compose from %s: %w", p.Key, err)
+	}
+	return n, nil
+}
+
+// syncDir makes the entries of a folder durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && runtime.GOOS != "windows" {
+		return err
+	}
+	return nil
+}
+
+func randomSuffix() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -87,19 +87,147 @@ func runBucketSuite(t *testing.T, newBucket func(t *testing.T) sluice.Bucket) {
 	})
 }
 
+func runAppendCompose(t *testing.T, newBucket func(t *testing.T) sluice.Bucket) {
+	ctx := context.Background()
+	get := func(t *testing.T, b sluice.Bucket, key string) string {
+		t.Helper()
+		rc, err := b.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("get %s: %v", key, err)
+		}
+		defer rc.Close()
+		got, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(got)
+	}
+	mustAppend := func(t *testing.T, b sluice.Bucket, key string, off int64, p string) {
+		t.Helper()
+		if err := b.Append(ctx, key, off, []byte(p)); err != nil {
+			t.Fatalf("append %q at %d to %s: %v", p, off, key, err)
+		}
+	}
+
+	t.Run("Append", func(t *testing.T) {
+		t.Parallel()
+		b := newBucket(t)
+		mustAppend(t, b, "seg/batch_1/a-0", 0, "one\n")
+		mustAppend(t, b, "seg/batch_1/a-0", 4, "two\n")
+		if got := get(t, b, "seg/batch_1/a-0"); got != "one\ntwo\n" {
+			t.Fatalf("got %q, want %q", got, "one\ntwo\n")
+		}
+	})
+
+	// An append that does not start at the object's end changes nothing, so a writer
+	// that lost track of the size cannot interleave bytes.
+	t.Run("Append/ErrConflict", func(t *testing.T) {
+		t.Parallel()
+		b := newBucket(t)
+		mustAppend(t, b, "s", 0, "abc")
+		for _, off := range []int64{0, 2, 4} {
+			if err := b.Append(ctx, "s", off, []byte("x")); sluice.ErrorKind(err) != sluice.KindConflict {
+				t.Errorf("append at %d: got %v, want kind conflict", off, err)
+			}
+		}
+		if err := b.Append(ctx, "missing", 3, []byte("x")); sluice.ErrorKind(err) != sluice.KindConflict {
+			t.Errorf("append at 3 to a missing object: got %v, want kind conflict", err)
+		}
+		if got := get(t, b, "s"); got != "abc" {
+			t.Fatalf("got %q, want %q", got, "abc")
+		}
+	})
+
+	t.Run("Compose", func(t *testing.T) {
+		t.Parallel()
+		b := newBucket(t)
+		mustAppend(t, b, "seg/a", 0, "a1\na2\njunk")
+		mustAppend(t, b, "seg/b", 0, "b1\n")
+		n, err := b.Compose(ctx, "files/out", []sluice.Part{{Key: "seg/b", Offset: 0, Length: 3}, {Key: "seg/a", Offset: 0, Length: 6}})
+		if err != nil || n != 9 {
+			t.Fatalf("compose: got %d, %v; want 9, nil", n, err)
+		}
+		if got := get(t, b, "files/out"); got != "b1\na1\na2\n" {
+			t.Fatalf("got %q, want %q", got, "b1\na1\na2\n")
+		}
+		// The new object stands alone: its parts can grow or go.
+		mustAppend(t, b, "seg/a", 10, "more")
+		if err := b.Delete(ctx, "seg/b"); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(t, b, "files/out"); got != "b1\na1\na2\n" {
+			t.Fatalf("after the parts changed: got %q, want %q", got, "b1\na1\na2\n")
+		}
+	})
+
+	t.Run("Compose/Empty", func(t *testing.T) {
+		t.Parallel()
+		b := newBucket(t)
+		if n, err := b.Compose(ctx, "files/none", nil); err != nil || n != 0 {
+			t.Fatalf("compose: got %d, %v; want 0, nil", n, err)
+		}
+		if got := get(t, b, "files/none"); got != "" {
+			t.Fatalf("got %q, want empty", got)
+		}
+	})
+
+	// A whole object composed alone may be shared with the new one rather than copied;
+	// either way the new object must not change: the old one no longer grows, and
+	// deleting it leaves the new one whole.
+	t.Run("Compose/Whole", func(t *testing.T) {
+		t.Parallel()
+		b := newBucket(t)
+		mustAppend(t, b, "seg/w", 0, "w1\nw2\n")
+		if n, err := b.Compose(ctx, "files/w", []sluice.Part{{Key: "seg/w", Offset: 0, Length: 6}}); err != nil || n != 6 {
+			t.Fatalf("compose: got %d, %v; want 6, nil", n, err)
+		}
+		if err := b.Append(ctx, "seg/w", 6, []byte("late\n")); sluice.ErrorKind(err) != sluice.KindConflict {
+			t.Errorf("append to a composed object: got %v, want kind conflict", err)
+		}
+		if err := b.Delete(ctx, "seg/w"); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(t, b, "files/w"); got != "w1\nw2\n" {
+			t.Fatalf("got %q, want %q", got, "w1\nw2\n")
+		}
+		// The name is free again: a new object under it starts from nothing.
+		mustAppend(t, b, "seg/w", 0, "new\n")
+		if got := get(t, b, "files/w"); got != "w1\nw2\n" {
+			t.Fatalf("after reusing the part's name: got %q, want %q", got, "w1\nw2\n")
+		}
+	})
+
+	t.Run("Compose/Errors", func(t *testing.T) {
+		t.Parallel()
+		b := newBucket(t)
+		mustAppend(t, b, "seg/e", 0, "abc")
+		if _, err := b.Compose(ctx, "files/e", []sluice.Part{{Key: "seg/missing", Length: 1}}); sluice.ErrorKind(err) != sluice.KindNotFound {
+			t.Errorf("missing part: got %v, want kind not_found", err)
+		}
+		if _, err := b.Compose(ctx, "files/e", []sluice.Part{{Key: "seg/e", Offset: 1, Length: 3}}); sluice.ErrorKind(err) != sluice.KindInvalid {
+			t.Errorf("part past the end: got %v, want kind invalid", err)
+		}
+		if _, err := b.Get(ctx, "files/e"); sluice.ErrorKind(err) != sluice.KindNotFound {
+			t.Errorf("after failed composes: got %v, want kind not_found", err)
+		}
+	})
+}
+
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 func TestDir(t *testing.T) {
 	t.Parallel()
-	runBucketSuite(t, func(t *testing.T) sluice.Bucket {
+	newDir := func(t *testing.T) sluice.Bucket {
 		d, err := blob.OpenDir(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return d
-	})
+	}
+	runBucketSuite(t, newDir)
+	runAppendCompose(t, newDir)
 }
 
 func TestDirRejectsEscapingKeys(t *testing.T) {
@@ -118,4 +246,5 @@ func TestDirRejectsEscapingKeys(t *testing.T) {
 func TestMem(t *testing.T) {
 	t.Parallel()
 	runBucketSuite(t, func(t *testing.T) sluice.Bucket { return blob.NewMem() })
+	runAppendCompose(t, func(t *testing.T) sluice.Bucket { return blob.NewMem() })
 }
