@@ -31,7 +31,11 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 	if err := e.store.CreateFile(ctx, f); err != nil {
 		return nil, err
 	}
-	scan := jsonl.NewScanner()
+	var entries []jsonl.Entry
+	scan := jsonl.NewScanner(&jsonl.ScanOptions{EntryFunc: func(e jsonl.Entry) error {
+		entries = append(entries, e)
+		return nil
+	}})
 	limited := &limitReader{r: up.Body, n: e.opts.MaxFileBytes}
 	n, err := e.bucket.Put(ctx, sluice.FileKey(f.ID), io.TeeReader(limited, scan))
 	if err != nil {
@@ -41,11 +45,11 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 		}
 		return nil, fmt.Errorf("store upload %s: %w", f.ID, err)
 	}
-	sum := scan.Close()
+	sum, _ := scan.Close() // EntryFunc returns no error
 	fs := &sluice.FileScan{Requests: sum.Requests, URL: sum.URL, Model: sum.Model, Problems: sum.Problems}
-	if len(sum.Problems) == 0 && len(sum.Entries) > 0 {
-		fs.FirstLine = sum.Entries[0].Line
-		if err := e.putIndex(context.WithoutCancel(ctx), f.ID, sum.Entries); err != nil {
+	if len(sum.Problems) == 0 && len(entries) > 0 {
+		fs.FirstLine = entries[0].Line
+		if err := e.putIndex(context.WithoutCancel(ctx), f.ID, entries); err != nil {
 			return nil, e.failUpload(ctx, f.ID, err)
 		}
 		fs.Indexed = true
