@@ -275,7 +275,7 @@ func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j 
 	}
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
-		resp, err := c.Do(actx, j.run.path, body)
+		resp, err := c.Do(actx, j.run.path, body, nil)
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			return res, false // cut off by a cancel or a stop, not answered: send again later
@@ -318,7 +318,7 @@ func (e *Engine) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func requestID(r *upstream.Response) string {
+func requestID(r upstream.Response) string {
 	if r.RequestID != "" {
 		return r.RequestID
 	}

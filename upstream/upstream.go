@@ -38,15 +38,15 @@ func NewClient(up sluice.Upstream, hc *http.Client) *Client {
 	return &Client{up: up, base: strings.TrimRight(up.BaseURL, "/"), hc: hc}
 }
 
-// NewTransport returns an HTTP transport that keeps enough idle connections for
-// concurrency requests in flight to one host.
+// NewTransport returns an HTTP transport for concurrency requests in flight to one
+// host: it keeps that many connections idle between requests and opens no more, so a
+// burst never dials connections that are closed again as surplus.
 func NewTransport(concurrency int) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	if concurrency < 16 {
-		concurrency = 16
-	}
+	concurrency = max(concurrency, 1)
 	t.MaxIdleConns = concurrency * 2
 	t.MaxIdleConnsPerHost = concurrency
+	t.MaxConnsPerHost = concurrency
 	t.ResponseHeaderTimeout = 0 // the caller's context bounds each attempt
 	return t
 }
@@ -69,10 +69,12 @@ func (r *Response) Retryable() bool {
 
 // Do posts body to the base URL joined with path (e.g. "/chat/completions"). It returns
 // an error only when no HTTP answer came: the connection failed, was reset, or ctx ended.
-func (c *Client) Do(ctx context.Context, path string, body []byte) (*Response, error) {
+// The answer's body is read into buf's storage when it fits, so a caller sending many
+// requests can reuse one buffer: Response.Body is then valid until buf is used again.
+func (c *Client) Do(ctx context.Context, path string, body, buf []byte) (Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("build request: %w", err)
+		return Response{}, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if c.up.APIKey != "" {
@@ -81,14 +83,14 @@ func (c *Client) Do(ctx context.Context, path string, body []byte) (*Response, e
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, err
+		return Response{}, err
 	}
 	defer resp.Body.Close()
-	b, err := readAll(resp.Body, resp.ContentLength)
+	b, err := readBody(resp.Body, resp.ContentLength, buf[:0])
 	if err != nil {
-		return nil, fmt.Errorf("read response: %w", err)
+		return Response{}, fmt.Errorf("read response: %w", err)
 	}
-	out := &Response{Status: resp.StatusCode, Body: b, RequestID: resp.Header.Get("x-request-id")}
+	out := Response{Status: resp.StatusCode, Body: b, RequestID: resp.Header.Get("x-request-id")}
 	if out.RequestID == "" {
 		out.RequestID = resp.Header.Get("apim-request-id")
 	}
@@ -96,22 +98,39 @@ func (c *Client) Do(ctx context.Context, path string, body []byte) (*Response, e
 	return out, nil
 }
 
-func readAll(r io.Reader, n int64) ([]byte, error) {
+// readBody reads a body into dst's storage. With a known length n it reads exactly n
+// bytes into a buffer of that size (the last read also sees the end, so the connection
+// is reused); otherwise it grows dst as bytes come.
+func readBody(r io.Reader, n int64, dst []byte) ([]byte, error) {
 	if n > MaxResponseBytes {
 		return nil, fmt.Errorf("response of %d bytes is over the %d byte limit", n, MaxResponseBytes)
 	}
-	var buf bytes.Buffer
-	if n > 0 {
-		buf.Grow(int(n))
+	if n >= 0 {
+		if int64(cap(dst)) < n {
+			dst = make([]byte, n)
+		}
+		dst = dst[:n]
+		if _, err := io.ReadFull(r, dst); err != nil {
+			return nil, err
+		}
+		return dst, nil
 	}
-	m, err := buf.ReadFrom(io.LimitReader(r, MaxResponseBytes+1))
-	if err != nil {
-		return nil, err
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		m, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+m]
+		if len(dst) > MaxResponseBytes {
+			return nil, fmt.Errorf("response is over the %d byte limit", MaxResponseBytes)
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if m > MaxResponseBytes {
-		return nil, fmt.Errorf("response is over the %d byte limit", MaxResponseBytes)
-	}
-	return buf.Bytes(), nil
 }
 
 // retryAfter reads retry-after-ms (Azure), then Retry-After in seconds or as a date.
