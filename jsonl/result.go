@@ -16,8 +16,8 @@ const maxWrappedBody = 4096
 //	{"id":"<id>","custom_id":"<customID>","response":{"status_code":<status>,"request_id":"<requestID>","body":<body>},"error":null}
 //
 // Strings are escaped as encoding/json escapes them, except that <, > and & are left
-// as they are. A body that is valid JSON is embedded as it is, compacted when it spans
-// lines. A body that is not JSON (an HTML error page, say) or is empty is replaced by
+// as they are. A body that is valid JSON once the whitespace around it is dropped is
+// embedded as it is, compacted when it spans lines. A body that is not JSON (an HTML error page, say) or is empty is replaced by
 // an OpenAI-style error object,
 // {"error":{"message":...,"type":"upstream_error","param":null,"code":null}}, whose
 // message is the body's first 4096 bytes, or "empty response body".
@@ -51,9 +51,12 @@ func AppendError(dst []byte, id, customID, code, message string) []byte {
 	return append(dst, `}}`...)
 }
 
-// appendBody appends an upstream response body as one line of JSON.
+// appendBody appends an upstream response body as one line of JSON. Servers commonly
+// end a compact body with a newline; the whitespace around the value is dropped, and a
+// body that is then one line is checked once and copied as it is.
 func appendBody(dst []byte, body []byte) []byte {
-	if len(bytes.TrimLeft(body, " \t\r\n")) == 0 {
+	body = bytes.Trim(body, " \t\r\n")
+	if len(body) == 0 {
 		return appendUpstreamError(dst, "empty response body")
 	}
 	if bytes.IndexByte(body, '\n') < 0 && bytes.IndexByte(body, '\r') < 0 {

@@ -88,11 +88,13 @@ func TestAppendResponseBody(t *testing.T) {
 		want string // the body member, exactly
 	}{
 		{"compact-json-raw", `{"a":1}`, `{"a":1}`},
-		{"spaces-kept", ` { "a" : [1, 2] } `, ` { "a" : [1, 2] } `},
+		{"inner-spaces-kept", ` { "a" : [1, 2] } `, `{ "a" : [1, 2] }`},
+		{"trailing-newline-dropped", "{\"a\":1}\n", `{"a":1}`},
+		{"crlf-dropped", "{\"a\":1}\r\n", `{"a":1}`},
 		{"pretty-printed-compacted", "{\n  \"a\": 1,\r\n  \"b\": [\n    \"x y\"\n  ]\n}\n", `{"a":1,"b":["x y"]}`},
 		{"array", `[1,2]`, `[1,2]`},
 		{"line-separator-kept", "{\"a\":\"\u2028\"}", "{\"a\":\"\u2028\"}"},
-		{"html", html, `{"error":{"message":"\u003chtml\u003e\n\u003cbody\u003e502 Bad Gateway \"nginx\"\u003c/body\u003e\n\u003c/html\u003e\n","type":"upstream_error","param":null,"code":null}}`},
+		{"html", html, `{"error":{"message":"\u003chtml\u003e\n\u003cbody\u003e502 Bad Gateway \"nginx\"\u003c/body\u003e\n\u003c/html\u003e","type":"upstream_error","param":null,"code":null}}`},
 		{"plain-text", "Internal Server Error", `{"error":{"message":"Internal Server Error","type":"upstream_error","param":null,"code":null}}`},
 		{"truncated-json", `{"a":`, `{"error":{"message":"{\"a\":","type":"upstream_error","param":null,"code":null}}`},
 		{"empty", "", `{"error":{"message":"empty response body","type":"upstream_error","param":null,"code":null}}`},
