@@ -44,6 +44,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		cancelGrace = fs.Duration("cancel-grace", 0, "how long in-flight lines of a cancelled batch may finish (default 30s)")
 		maxUpload   = fs.Int64("max-upload-bytes", sluice.MaxFileBytes, "largest input file accepted")
+		debugAddr   = fs.String("debug-addr", getenv("SLUICE_DEBUG_ADDR"), "serve /debug/pprof/ and /debug/vars here, e.g. 127.0.0.1:6060; off by default (SLUICE_DEBUG_ADDR)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -60,6 +61,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	tuneGC(getenv, logger)
+	if *debugAddr != "" {
+		stopDebug, err := startDebug(*debugAddr, stdout)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 
 	cfg := &Config{}
 	if *configPath != "" {
