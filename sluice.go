@@ -63,6 +63,9 @@ type FileScan struct {
 	Model     string       // body.model of the first request line
 	Problems  []BatchError // line-level problems, in line order, at most MaxBatchErrors
 	Indexed   bool         // an index of every request line was stored (no problems)
+	// IndexBytes is the size of the stored line index. 0 with Indexed set means an index
+	// in the format of an earlier version, which has no chunk directory.
+	IndexBytes int64
 }
 
 // Status is the state of a batch. Values are the wire strings.
@@ -155,27 +158,62 @@ type Upstream struct {
 }
 
 // ChunkLines is how many request lines one chunk holds. Lines are leased a chunk at a
-// time: one lease row covers them all, so claiming costs nothing per line.
+// time: one row covers them all, so claiming and committing cost nothing per line.
 const ChunkLines = 256
 
-// Request is one request line of a batch, as the engine claims it.
-type Request struct {
-	BatchID  string
-	Chunk    int // the lease unit: the request's ordinal in the batch / ChunkLines
-	Line     int // 1-based physical line in the input file
-	CustomID string
-	Offset   int64 // byte offset of the line in the input file
-	Length   int   // byte length of the line, without its newline
+// Bitmap marks which lines of a chunk have a result: bit i (byte i/8, bit i%8) stands for
+// the chunk's line i.
+type Bitmap [ChunkLines / 8]byte
+
+// Has reports whether bit i is set.
+func (b *Bitmap) Has(i int) bool { return b[i>>3]&(1<<(i&7)) != 0 }
+
+// Set sets bit i.
+func (b *Bitmap) Set(i int) { b[i>>3] |= 1 << (i & 7) }
+
+// Count returns how many bits are set.
+func (b *Bitmap) Count() int {
+	n := 0
+	for _, x := range b {
+		for ; x != 0; x &= x - 1 {
+			n++
+		}
+	}
+	return n
 }
 
-// Result is the outcome of one request line: the exact line written to the output file
-// (Succeeded) or the error file (not Succeeded).
-type Result struct {
+// Chunk is a run of up to ChunkLines request lines of a batch: the unit that is leased,
+// and whose done bits record which lines have a result. A chunk's lines are found
+// through the input file's line index, whose block for the chunk is at IndexOffset.
+type Chunk struct {
+	BatchID string
+	Number  int    // 0-based; the chunk holds the batch's requests Number*ChunkLines onwards
+	Lines   int    // request lines in the chunk, 1 to ChunkLines
+	Done    Bitmap // lines that have a result
+	// IndexOffset and IndexLength locate the chunk's block in the line index.
+	IndexOffset int64
+	IndexLength int64
+}
+
+// ResultRef is a finished line whose result line is stored in a segment: where the
+// bytes are, and which line of which chunk they answer.
+type ResultRef struct {
 	BatchID   string
-	Chunk     int
-	Line      int
-	Succeeded bool
-	Output    []byte // one JSON object, no newline
+	Chunk     int  // chunk number
+	Index     int  // the line's place in its chunk, 0 to ChunkLines-1
+	Succeeded bool // output file (true) or error file (false)
+	Segment   string
+	Offset    int64 // where the result line starts in the segment
+	Length    int64 // bytes of the result line, its newline included
+}
+
+// Extent is a run of result lines stored back to back in one segment, recorded by one
+// commit. A batch's output (or error) file is its extents concatenated in commit order.
+type Extent struct {
+	Segment string
+	Offset  int64
+	Length  int64
+	Lines   int
 }
 
 // Part is a byte range of a stored object, a piece of what Bucket.Compose assembles.

@@ -37,35 +37,48 @@ type Store interface {
 	// timestamps in one transaction, so both files exist exactly when the batch says so.
 	FinishBatch(ctx context.Context, id string, files []*File, upd BatchUpdate) (*Batch, error)
 
-	// AddRequests inserts request rows of a batch and their chunks. All the lines of a
-	// chunk come in one call. Rows that exist are left as they are, so a validation cut
-	// off by a crash can run again.
-	AddRequests(ctx context.Context, batchID string, reqs []Request) error
-	// ClaimRequests leases to owner, until the given time, the lowest claimable chunks
-	// of a batch (pending, or leased with a lease that ran out) holding about n lines
-	// (at least one chunk), and returns their lines that have no result yet, in line
-	// order. It returns nothing when no chunk is claimable.
-	ClaimRequests(ctx context.Context, batchID, owner string, n int, until time.Time) ([]Request, error)
+	// AddChunks inserts the chunks of a batch, with no line done (Done is ignored).
+	// Chunks that exist are left as they are, so a validation cut off by a crash can run
+	// again.
+	AddChunks(ctx context.Context, batchID string, chunks []Chunk) error
+	// ClaimChunks leases to owner, until the given time, up to n (at least one) of the
+	// lowest claimable chunks of a batch: chunks with a line that has no result, not
+	// leased or leased with a lease that ran out. It returns them with their done bits,
+	// in chunk order, or nothing when no chunk is claimable.
+	ClaimChunks(ctx context.Context, batchID, owner string, n int, until time.Time) ([]Chunk, error)
 	// ExtendLeases moves the lease of every chunk owner holds to until.
 	ExtendLeases(ctx context.Context, owner string, until time.Time) error
-	// ReleaseRequests makes the chunks of reqs that owner holds claimable again at once.
-	ReleaseRequests(ctx context.Context, owner string, reqs []Request) error
-	// CommitResults stores the results of lines whose chunk owner holds, and adds them
-	// to their batches' request counts, in one transaction. A result for a line that
-	// has one already, or whose chunk owner no longer holds, is dropped and not
-	// counted. A chunk whose every line has a result is done. It returns how many
-	// results were stored.
-	CommitResults(ctx context.Context, owner string, results []Result) (int, error)
+	// ReleaseChunks makes the given chunks of a batch that owner holds claimable again
+	// at once.
+	ReleaseChunks(ctx context.Context, owner, batchID string, chunks []int) error
+	// AddSegment records that the result segment key of a batch exists (or is about to),
+	// so that it is deleted with the batch's work even if no result in it ever counts.
+	// Adding it again is not an error.
+	AddSegment(ctx context.Context, batchID, key string) error
+	// CommitResults records, in one transaction, the results whose bytes are stored in
+	// segments: it sets each line's done bit, adds the lines to their batch's request
+	// counts, and records extents for their bytes, runs of refs back to back in a
+	// segment becoming one extent, in the order given. A result for a line that has one
+	// already (in the store, or earlier in refs), or whose chunk owner does not hold, is
+	// dropped: not counted and not in any extent. A chunk whose every line has a result
+	// is done and no longer leased. It returns how many results counted.
+	CommitResults(ctx context.Context, owner string, refs []ResultRef) (int, error)
 	// CountLeased returns how many chunks of the batch are leased with a lease that has
 	// not run out at now.
 	CountLeased(ctx context.Context, batchID string, now time.Time) (int, error)
-	// EachResult calls fn with every stored result of the batch that succeeded (or
-	// failed), in line order.
-	EachResult(ctx context.Context, batchID string, succeeded bool, fn func(Result) error) error
-
-	// DeleteRequests removes the request rows, chunks and results of a batch, once its
-	// result files hold everything. Deleting what is not there is not an error.
-	DeleteRequests(ctx context.Context, batchID string) error
+	// EachExtent calls fn with every extent of the batch's succeeded (or failed)
+	// results, in the order they were committed.
+	EachExtent(ctx context.Context, batchID string, succeeded bool, fn func(Extent) error) error
+	// FindSegments returns the keys of the batch's result segments.
+	FindSegments(ctx context.Context, batchID string) ([]string, error)
+	// DeleteWork removes the chunks, extents and segment records of a batch, once its
+	// result files hold everything and its segments are deleted. Deleting what is not
+	// there is not an error.
+	DeleteWork(ctx context.Context, batchID string) error
+	// FindLeftoverWork returns up to limit batches that are terminal and still have
+	// chunks, extents or segments: work a crash left between finishing a batch and
+	// deleting its work.
+	FindLeftoverWork(ctx context.Context, limit int) ([]string, error)
 
 	// Close releases the store's resources.
 	Close() error

@@ -31,6 +31,7 @@ type deployment struct {
 type run struct {
 	id        string
 	fileKey   string
+	indexKey  string
 	path      string // upstream path, e.g. "/chat/completions"
 	dep       *deployment
 	ctx       context.Context // ends when the batch is cancelled (after the grace) or the engine stops hard
@@ -40,9 +41,20 @@ type run struct {
 	stopping  atomic.Bool  // cancelled: no more claims
 }
 
+// line is one request line of a batch, claimed with its chunk.
+type line struct {
+	BatchID  string
+	Chunk    int // chunk number
+	Index    int // place in the chunk
+	Line     int // 1-based physical line of the input file, for logs
+	CustomID string
+	Offset   int64 // of the line in the input file
+	Length   int
+}
+
 type job struct {
 	run  *run
-	req  sluice.Request
+	req  line
 	line []byte
 }
 
@@ -64,7 +76,8 @@ func (e *Engine) activate(ctx context.Context, b *sluice.Batch) {
 		}
 		r = &run{
 			id:      b.ID,
-			fileKey: sluice.FileKey(b.InputFileID),
+			fileKey:  sluice.FileKey(b.InputFileID),
+			indexKey: sluice.IndexKey(b.InputFileID),
 			path:    strings.TrimPrefix(jsonl.NormalizeEndpoint(b.Endpoint), "/v1"),
 			dep:     d,
 		}
@@ -176,12 +189,23 @@ func (e *Engine) dispatch(ctx context.Context, d *deployment) {
 	}
 }
 
-// claimAndQueue claims one chunk of a batch's lines, reads them from the input file and
-// queues them. Lines it could not queue are released.
+// claimAndQueue claims chunks of a batch, reads their unfinished lines from the input
+// file and queues them. Lines it could not queue are released.
 func (e *Engine) claimAndQueue(ctx context.Context, d *deployment, r *run) (int, error) {
-	reqs, err := e.store.ClaimRequests(ctx, r.id, e.opts.Owner, e.opts.ClaimSize, e.now().Add(e.opts.LeaseDuration))
-	if err != nil || len(reqs) == 0 {
+	chunks, err := e.store.ClaimChunks(ctx, r.id, e.opts.Owner, max(1, e.opts.ClaimSize/sluice.ChunkLines), e.now().Add(e.opts.LeaseDuration))
+	if err != nil || len(chunks) == 0 {
 		return 0, err
+	}
+	reqs, err := e.unfinished(ctx, r, chunks)
+	if err != nil {
+		e.releaseChunks(r, chunks)
+		return 0, err
+	}
+	if len(reqs) == 0 {
+		// Claimable chunks always have a line without a result; keep the store honest
+		// anyway, and let the chunks go.
+		e.releaseChunks(r, chunks)
+		return 0, nil
 	}
 	r.inflight.Add(int64(len(reqs)))
 	e.commit.track(reqs)
@@ -201,11 +225,53 @@ func (e *Engine) claimAndQueue(ctx context.Context, d *deployment, r *run) (int,
 	return len(jobs), nil
 }
 
+// releaseChunks gives claimed chunks back at once, retrying as the committer does: a
+// chunk held by nobody would wait for its lease to run out.
+func (e *Engine) releaseChunks(r *run, chunks []sluice.Chunk) {
+	nums := make([]int, len(chunks))
+	for i, c := range chunks {
+		nums[i] = c.Number
+	}
+	e.commit.retry(func() error { return e.store.ReleaseChunks(context.Background(), e.opts.Owner, r.id, nums) })
+}
+
+// unfinished returns the lines of chunks that have no result, from the chunks' blocks
+// of the input file's line index.
+func (e *Engine) unfinished(ctx context.Context, r *run, chunks []sluice.Chunk) ([]line, error) {
+	var out []line
+	var entries []jsonl.Entry
+	for _, c := range chunks {
+		rc, err := e.bucket.GetRange(ctx, r.indexKey, c.IndexOffset, c.IndexLength)
+		if err != nil {
+			return nil, fmt.Errorf("read index of %s: %w", r.id, err)
+		}
+		block := make([]byte, c.IndexLength)
+		_, err = io.ReadFull(rc, block)
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read index of %s: %w", r.id, err)
+		}
+		if entries, err = jsonl.AppendBlock(entries[:0], block); err != nil {
+			return nil, fmt.Errorf("read index of %s, chunk %d: %w", r.id, c.Number, err)
+		}
+		if len(entries) != c.Lines {
+			return nil, fmt.Errorf("read index of %s: chunk %d has %d lines, its index block %d", r.id, c.Number, c.Lines, len(entries))
+		}
+		for i, en := range entries {
+			if c.Done.Has(i) {
+				continue
+			}
+			out = append(out, line{BatchID: r.id, Chunk: c.Number, Index: i, Line: en.Line, CustomID: en.CustomID, Offset: en.Offset, Length: en.Length})
+		}
+	}
+	return out, nil
+}
+
 // spanGap is the largest gap between two claimed lines that one read still covers.
 const spanGap = 64 << 10
 
 // readLines reads the bytes of claimed lines, with one ranged read per run of nearby lines.
-func (e *Engine) readLines(ctx context.Context, r *run, reqs []sluice.Request) ([]job, error) {
+func (e *Engine) readLines(ctx context.Context, r *run, reqs []line) ([]job, error) {
 	jobs := make([]job, 0, len(reqs))
 	for start := 0; start < len(reqs); {
 		end := start + 1
@@ -233,9 +299,12 @@ func (e *Engine) readLines(ctx context.Context, r *run, reqs []sluice.Request) (
 	return jobs, nil
 }
 
-// worker sends the jobs of a deployment to one upstream, one at a time.
+// worker sends the jobs of a deployment to one upstream, one at a time. It keeps one
+// buffer for answers, and builds each result line in a pooled buffer that the committer
+// returns once the line is stored.
 func (e *Engine) worker(ctx context.Context, d *deployment, c *upstream.Client) {
 	defer e.workWG.Done()
+	w := &workerState{ids: newIDSource()}
 	for j := range d.jobs {
 		// A cancelled batch, or a stopping engine, sends no new line; only lines already
 		// in flight get the grace.
@@ -243,7 +312,7 @@ func (e *Engine) worker(ctx context.Context, d *deployment, c *upstream.Client) 
 			e.commit.release(j.run, j.req)
 			continue
 		}
-		res, ok := e.send(j.run.ctx, d, c, j)
+		res, ok := e.send(j.run.ctx, d, c, j, w)
 		if !ok {
 			e.commit.release(j.run, j.req)
 			continue
@@ -252,16 +321,33 @@ func (e *Engine) worker(ctx context.Context, d *deployment, c *upstream.Client) 
 	}
 }
 
+// workerState is what one worker reuses from line to line.
+type workerState struct {
+	answer []byte // the last upstream answer's body
+	ids    *idSource
+}
+
+// result is a finished line: its result line, newline included, in a pooled buffer.
+type result struct {
+	req       line
+	succeeded bool
+	out       *[]byte
+}
+
 // send runs one line to its end: a result to commit, or ok false when ctx ended first
 // and the line must be released unsent.
-func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j job) (res sluice.Result, ok bool) {
-	res = sluice.Result{BatchID: j.req.BatchID, Chunk: j.req.Chunk, Line: j.req.Line}
-	id := sluice.NewRequestID()
+func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j job, w *workerState) (res result, ok bool) {
+	res = result{req: j.req, out: getLineBuf()}
+	id := w.ids.requestID()
+	finish := func(succeeded bool, line []byte) (result, bool) {
+		res.succeeded = succeeded
+		*res.out = append(line, '\n')
+		return res, true
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			e.log.ErrorContext(ctx, "line panicked", "batch_id", j.req.BatchID, "line", j.req.Line, "panic", p)
-			res.Succeeded, ok = false, true
-			res.Output = jsonl.AppendError(nil, id, j.req.CustomID, "internal_error", "The server failed while running this request.")
+			res, ok = finish(false, jsonl.AppendError((*res.out)[:0], id, j.req.CustomID, "internal_error", "The server failed while running this request."))
 		}
 	}()
 	model := c.Upstream().Model
@@ -270,29 +356,28 @@ func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j 
 	}
 	body, err := jsonl.DispatchBody(j.line, model)
 	if err != nil {
-		res.Output = jsonl.AppendError(nil, id, j.req.CustomID, "invalid_request", "The request line could not be read: "+err.Error())
-		return res, true
+		return finish(false, jsonl.AppendError((*res.out)[:0], id, j.req.CustomID, "invalid_request", "The request line could not be read: "+err.Error()))
 	}
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
-		resp, err := c.Do(actx, j.run.path, body, nil)
+		resp, err := c.Do(actx, j.run.path, body, w.answer)
 		cancel()
+		if err == nil && cap(resp.Body) <= maxKeptBuf {
+			w.answer = resp.Body[:0]
+		}
 		if err != nil && ctx.Err() != nil {
-			return res, false // cut off by a cancel or a stop, not answered: send again later
+			putLineBuf(res.out)
+			return result{}, false // cut off by a cancel or a stop, not answered: send again later
 		}
 		var wait time.Duration
 		switch {
 		case err == nil && resp.Status >= 200 && resp.Status < 300:
-			res.Succeeded = true
-			res.Output = jsonl.AppendResponse(nil, id, j.req.CustomID, resp.Status, requestID(resp), resp.Body)
-			return res, true
+			return finish(true, jsonl.AppendResponse((*res.out)[:0], id, j.req.CustomID, resp.Status, w.requestID(resp), resp.Body))
 		case err == nil && (!resp.Retryable() || attempt >= e.opts.MaxAttempts):
-			res.Output = jsonl.AppendResponse(nil, id, j.req.CustomID, resp.Status, requestID(resp), resp.Body)
-			return res, true
+			return finish(false, jsonl.AppendResponse((*res.out)[:0], id, j.req.CustomID, resp.Status, w.requestID(resp), resp.Body))
 		case err != nil && attempt >= e.opts.MaxAttempts:
-			res.Output = jsonl.AppendError(nil, id, j.req.CustomID, upstream.ErrorCode(err),
-				fmt.Sprintf("The upstream did not answer after %d attempts: %v", attempt, err))
-			return res, true
+			return finish(false, jsonl.AppendError((*res.out)[:0], id, j.req.CustomID, upstream.ErrorCode(err),
+				fmt.Sprintf("The upstream did not answer after %d attempts: %v", attempt, err)))
 		case err == nil:
 			wait = resp.RetryAfter
 		}
@@ -300,7 +385,8 @@ func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j 
 			wait = e.backoff(attempt)
 		}
 		if e.opts.WaitFunc(ctx, min(wait, maxRetryAfter)) != nil {
-			return res, false
+			putLineBuf(res.out)
+			return result{}, false
 		}
 	}
 }
@@ -318,9 +404,11 @@ func (e *Engine) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func requestID(r upstream.Response) string {
+// requestID is the upstream's request ID, or a new one of the same form as ours when it
+// sent none.
+func (w *workerState) requestID(r upstream.Response) string {
 	if r.RequestID != "" {
 		return r.RequestID
 	}
-	return strings.TrimPrefix(sluice.NewRequestID(), "batch_")
+	return strings.TrimPrefix(w.ids.requestID(), "batch_")
 }

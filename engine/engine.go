@@ -52,6 +52,8 @@ type Options struct {
 	SweepInterval time.Duration
 	// MaxFileBytes caps an uploaded file; default sluice.MaxFileBytes (200 MB).
 	MaxFileBytes int64
+	// MaxRequests caps the request lines of a file; default sluice.MaxRequests (100,000).
+	MaxRequests int
 	// WaitFunc waits d before a retry, or until ctx ends; default a timer. Tests inject
 	// it to see the waits asked for without spending them.
 	WaitFunc func(ctx context.Context, d time.Duration) error
@@ -95,6 +97,7 @@ func (o *Options) withDefaults() Options {
 	if out.MaxFileBytes <= 0 {
 		out.MaxFileBytes = sluice.MaxFileBytes
 	}
+	defInt(&out.MaxRequests, sluice.MaxRequests)
 	if out.WaitFunc == nil {
 		out.WaitFunc = wait
 	}
@@ -282,6 +285,9 @@ func (e *Engine) loop(ctx context.Context) {
 			swept = now
 			if err := e.sweepExpired(ctx, now); err != nil && ctx.Err() == nil {
 				e.log.ErrorContext(ctx, "delete expired files", "err", err)
+			}
+			if err := e.sweepLeftovers(ctx); err != nil && ctx.Err() == nil {
+				e.log.ErrorContext(ctx, "delete leftover work", "err", err)
 			}
 		}
 		select {

@@ -25,12 +25,15 @@ import (
 // testBundle is an engine over a real SQLite store and an in-memory bucket, sending to
 // a fake upstream that injects the faults a test scripts.
 type testBundle struct {
-	eng   *engine.Engine
-	store *sqlite.Store
+	eng    *engine.Engine
+	store  *sqlite.Store
+	bucket *recordingBucket
 
 	mu    sync.Mutex
 	waits []time.Duration // the waits the engine asked for between attempts
 	seen  []seenRequest   // what the upstream received
+
+	bucketFunc func(n int) (fail, partial bool) // set before setup to inject append failures
 }
 
 type seenRequest struct {
@@ -40,7 +43,12 @@ type seenRequest struct {
 
 func setup(t *testing.T, up sluice.Upstream, handler http.HandlerFunc, opts engine.Options) *testBundle {
 	t.Helper()
-	b := &testBundle{}
+	return setupInto(t, &testBundle{}, up, handler, opts)
+}
+
+// setupInto is setup for a bundle whose fault injection is already set.
+func setupInto(t *testing.T, b *testBundle, up sluice.Upstream, handler http.HandlerFunc, opts engine.Options) *testBundle {
+	t.Helper()
 	if handler != nil {
 		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var body map[string]any
@@ -70,7 +78,9 @@ func setup(t *testing.T, up sluice.Upstream, handler http.HandlerFunc, opts engi
 		return ctx.Err()
 	}
 	opts.PollInterval = 10 * time.Millisecond
-	eng, err := engine.New(store, blob.NewMem(), []sluice.Deployment{{Name: "dep", Upstreams: []sluice.Upstream{up}}}, &opts)
+	bucket := &recordingBucket{Bucket: blob.NewMem(), keys: make(map[string]bool)}
+	bucket.appendFunc = b.bucketFunc
+	eng, err := engine.New(store, bucket, []sluice.Deployment{{Name: "dep", Upstreams: []sluice.Upstream{up}}}, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +94,46 @@ func setup(t *testing.T, up sluice.Upstream, handler http.HandlerFunc, opts engi
 			t.Errorf("stop: %v", err)
 		}
 	})
-	b.eng, b.store = eng, store
+	b.eng, b.store, b.bucket = eng, store, bucket
 	return b
+}
+
+// recordingBucket is a real in-memory bucket that remembers every key appended to and
+// can inject append failures.
+type recordingBucket struct {
+	sluice.Bucket
+	mu         sync.Mutex
+	keys       map[string]bool
+	appends    int
+	appendFunc func(n int) (fail bool, partial bool) // n counts appends from 1
+}
+
+func (r *recordingBucket) Append(ctx context.Context, key string, off int64, p []byte) error {
+	r.mu.Lock()
+	r.keys[key] = true
+	r.appends++
+	n := r.appends
+	f := r.appendFunc
+	r.mu.Unlock()
+	if f != nil {
+		if fail, partial := f(n); fail {
+			if partial {
+				_ = r.Bucket.Append(ctx, key, off, p[:len(p)/2])
+			}
+			return fmt.Errorf("injected append failure %d", n)
+		}
+	}
+	return r.Bucket.Append(ctx, key, off, p)
+}
+
+func (r *recordingBucket) segmentKeys() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for k := range r.keys {
+		out = append(out, k)
+	}
+	return out
 }
 
 func lines(n int) string {
@@ -464,7 +512,7 @@ type failingStore struct {
 	*sqlite.Store
 }
 
-func (failingStore) CommitResults(context.Context, string, []sluice.Result) (int, error) {
+func (failingStore) CommitResults(context.Context, string, []sluice.ResultRef) (int, error) {
 	return 0, fmt.Errorf("disk full")
 }
 
@@ -544,20 +592,92 @@ func TestUploadFinishesWhenTheClientLeavesAtTheEnd(t *testing.T) {
 	}
 }
 
-func TestFinishedBatchLeavesNoLineRows(t *testing.T) {
+// A finished batch leaves nothing behind but its files: no chunk, extent or segment
+// record, and no segment in the bucket.
+func TestFinishedBatchLeavesNoWork(t *testing.T) {
 	t.Parallel()
-	b := setup(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) { ok(w) }, engine.Options{})
+	b := setup(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(fmt.Sprint(readBody(r)), "q3") {
+			http.Error(w, `{"error":{"message":"no"}}`, http.StatusBadRequest)
+			return
+		}
+		ok(w)
+	}, engine.Options{})
 	out := b.MustRun(t, lines(5))
-	if len(out.output) != 5 {
-		t.Fatalf("got %d output lines, want 5", len(out.output))
+	if len(out.output) != 4 || len(out.errors) != 1 {
+		t.Fatalf("got %d output and %d error lines, want 4 and 1", len(out.output), len(out.errors))
 	}
-	n := 0
-	for _, ok := range []bool{true, false} {
-		if err := b.store.EachResult(context.Background(), out.batch.ID, ok, func(sluice.Result) error { n++; return nil }); err != nil {
+	ctx := context.Background()
+	keys := b.bucket.segmentKeys()
+	if len(keys) != 2 {
+		t.Errorf("got segments %v, want one for the output and one for the errors", keys)
+	}
+	// Deleting the work follows the final status; wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		segs, err := b.store.FindSegments(ctx, out.batch.ID)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if len(segs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("segments still recorded: %v", segs)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	if n != 0 {
-		t.Errorf("got %d result rows after the files were written, want 0", n)
+	for _, ok := range []bool{true, false} {
+		n := 0
+		if err := b.store.EachExtent(ctx, out.batch.ID, ok, func(sluice.Extent) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("got %d extents (succeeded %t) after the files were written, want 0", n, ok)
+		}
+	}
+	for _, k := range keys {
+		if _, err := b.bucket.Get(ctx, k); sluice.ErrorKind(err) != sluice.KindNotFound {
+			t.Errorf("segment %s: got %v, want it deleted", k, err)
+		}
+	}
+	if left, err := b.store.FindLeftoverWork(ctx, 10); err != nil || len(left) != 0 {
+		t.Errorf("leftover work: got %v, %v; want none", left, err)
+	}
+}
+
+// readBody returns the JSON body of a request the upstream received.
+func readBody(r *http.Request) map[string]any {
+	var body map[string]any
+	raw, _ := io.ReadAll(r.Body)
+	_ = json.Unmarshal(raw, &body)
+	return body
+}
+
+// A failed append, even one that left half its bytes in the segment, loses nothing and
+// adds nothing: the group goes to a new segment, and the output file holds each line
+// once, whole.
+func TestFailedAppendsGoToNewSegments(t *testing.T) {
+	t.Parallel()
+	b := &testBundle{bucketFunc: func(n int) (bool, bool) { return n%3 == 1, n%2 == 1 }}
+	b = setupInto(t, b, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) { ok(w) }, engine.Options{CommitSize: 16})
+	const n = 600
+	out := b.MustRun(t, lines(n))
+	if out.batch.Status != sluice.StatusCompleted || out.batch.RequestCounts.Completed != n {
+		t.Fatalf("got %s %+v, want completed %d", out.batch.Status, out.batch.RequestCounts, n)
+	}
+	seen := make(map[string]bool)
+	for _, line := range out.output {
+		id, _ := line["custom_id"].(string)
+		if seen[id] {
+			t.Errorf("custom_id %s twice in the output", id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != n || len(out.errors) != 0 {
+		t.Errorf("got %d custom_ids and %d errors, want %d and 0", len(seen), len(out.errors), n)
+	}
+	if keys := b.bucket.segmentKeys(); len(keys) < 3 {
+		t.Errorf("got segments %v, want several: failed appends move to new ones", keys)
 	}
 }

@@ -1,10 +1,8 @@
 package engine
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/sluice-batch/sluice"
@@ -12,9 +10,11 @@ import (
 
 // finalize writes the output and error files of a batch whose lines are all done (final
 // is StatusCompleted) or that was cancelled and has nothing in flight (StatusCancelled),
-// then records the files and the final status in one transaction. It can run again after
-// a crash at any point: the file IDs are fixed before any byte is written, and a rewrite
-// replaces the bytes whole.
+// then records the files and the final status in one transaction, then deletes the
+// batch's segments and work records. Each file is its recorded extents concatenated in
+// commit order by the bucket (Compose): no result line is read, parsed or re-encoded
+// here. It can run again after a crash at any point: the file IDs are fixed before any
+// byte is written, and a compose replaces the bytes whole.
 func (e *Engine) finalize(ctx context.Context, b *sluice.Batch, final sluice.Status) error {
 	b, err := e.store.FindBatchByID(ctx, b.ID)
 	if err != nil {
@@ -39,6 +39,7 @@ func (e *Engine) finalize(ctx context.Context, b *sluice.Batch, final sluice.Sta
 			return err
 		}
 	}
+	e.commit.forget(b.ID)
 	t0 := time.Now()
 	now := e.now().UTC().Truncate(time.Second)
 	var expires *time.Time
@@ -50,7 +51,7 @@ func (e *Engine) finalize(ctx context.Context, b *sluice.Batch, final sluice.Sta
 		id, name  string
 		succeeded bool
 	}{{b.OutputFileID, "output", true}, {b.ErrorFileID, "error", false}} {
-		n, err := e.writeResults(ctx, part.id, b.ID, part.succeeded)
+		n, err := e.composeResults(ctx, part.id, b.ID, part.succeeded)
 		if err != nil {
 			return fmt.Errorf("write %s file of %s: %w", part.name, b.ID, err)
 		}
@@ -69,34 +70,62 @@ func (e *Engine) finalize(ctx context.Context, b *sluice.Batch, final sluice.Sta
 	if err != nil {
 		return err
 	}
-	// The result files hold every result now; the rows behind them can go.
-	if err := e.store.DeleteRequests(ctx, b.ID); err != nil {
-		e.log.WarnContext(ctx, "delete the request rows of a finished batch", "batch_id", b.ID, "err", err)
+	written := time.Since(t0)
+	// The result files hold every result now; the segments behind them can go.
+	if err := e.deleteWork(ctx, b.ID); err != nil {
+		e.log.WarnContext(ctx, "delete the work of a finished batch; a later sweep retries", "batch_id", b.ID, "err", err)
 	}
 	c := b.RequestCounts
 	e.log.InfoContext(ctx, "batch "+string(final), "batch_id", b.ID, "completed", c.Completed, "failed", c.Failed, "total", c.Total,
-		"write_ms", time.Since(t0).Milliseconds())
+		"finalize_ms", float64(written.Microseconds())/1000)
 	return nil
 }
 
-// writeResults streams the batch's succeeded (or failed) result lines into the file id.
-// Memory holds one buffer, whatever the size of the batch.
-func (e *Engine) writeResults(ctx context.Context, id, batchID string, succeeded bool) (int64, error) {
-	pr, pw := io.Pipe()
-	go func() {
-		bw := bufio.NewWriterSize(pw, 64<<10)
-		err := e.store.EachResult(ctx, batchID, succeeded, func(r sluice.Result) error {
-			if _, err := bw.Write(r.Output); err != nil {
-				return err
-			}
-			return bw.WriteByte('\n')
-		})
-		if err == nil {
-			err = bw.Flush()
+// composeResults makes the file id of the batch's succeeded (or failed) result lines:
+// its extents, runs back to back in one segment joined, in commit order.
+func (e *Engine) composeResults(ctx context.Context, id, batchID string, succeeded bool) (int64, error) {
+	var parts []sluice.Part
+	err := e.store.EachExtent(ctx, batchID, succeeded, func(x sluice.Extent) error {
+		if n := len(parts); n > 0 && parts[n-1].Key == x.Segment && parts[n-1].Offset+parts[n-1].Length == x.Offset {
+			parts[n-1].Length += x.Length
+			return nil
 		}
-		pw.CloseWithError(err)
-	}()
-	n, err := e.bucket.Put(ctx, sluice.FileKey(id), pr)
-	pr.CloseWithError(io.ErrClosedPipe) // unblocks the writer if Put stopped early
-	return n, err
+		parts = append(parts, sluice.Part{Key: x.Segment, Offset: x.Offset, Length: x.Length})
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return e.bucket.Compose(ctx, sluice.FileKey(id), parts)
+}
+
+// deleteWork deletes a finished batch's segments, then its chunks, extents and segment
+// records. The records go last, so a failure part way leaves them to find again.
+func (e *Engine) deleteWork(ctx context.Context, batchID string) error {
+	keys, err := e.store.FindSegments(ctx, batchID)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := e.bucket.Delete(ctx, k); err != nil {
+			return fmt.Errorf("delete segment %s: %w", k, err)
+		}
+	}
+	return e.store.DeleteWork(ctx, batchID)
+}
+
+// sweepLeftovers deletes the work a crash left behind between finishing a batch and
+// deleting its work.
+func (e *Engine) sweepLeftovers(ctx context.Context) error {
+	ids, err := e.store.FindLeftoverWork(ctx, 100)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := e.deleteWork(ctx, id); err != nil {
+			return err
+		}
+		e.log.InfoContext(ctx, "deleted the leftover work of a finished batch", "batch_id", id)
+	}
+	return nil
 }

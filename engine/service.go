@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,8 +14,9 @@ import (
 
 var _ sluice.Service = (*Engine)(nil)
 
-// UploadFile implements sluice.Service. The bytes stream to the bucket through the
-// scanner, so the file is read once and never held in memory.
+// UploadFile implements sluice.Service. The bytes stream to the bucket while a second
+// goroutine scans them and streams the line index to the bucket too, so the file is read
+// once, on two cores, and neither it nor its index is ever held in memory.
 func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.File, error) {
 	if up.Purpose == "" {
 		up.Purpose = sluice.PurposeBatch
@@ -31,48 +31,43 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 	if err := e.store.CreateFile(ctx, f); err != nil {
 		return nil, err
 	}
-	var entries []jsonl.Entry
-	scan := jsonl.NewScanner(&jsonl.ScanOptions{EntryFunc: func(e jsonl.Entry) error {
-		entries = append(entries, e)
-		return nil
-	}})
+	// The bytes are stored once Put returns: from there on, finish the row even if the
+	// client has gone away, or it would stay pending until the next start.
+	bg := context.WithoutCancel(ctx)
+	index := newIndexSink(bg, e.bucket, sluice.IndexKey(f.ID))
+	scan := jsonl.NewScanner(&jsonl.ScanOptions{MaxRequests: e.opts.MaxRequests, EntryFunc: index.add})
 	limited := &limitReader{r: up.Body, n: e.opts.MaxFileBytes}
-	n, err := e.bucket.Put(ctx, sluice.FileKey(f.ID), io.TeeReader(limited, scan))
+	tee := newScanTee(limited, scan)
+	n, err := e.bucket.Put(ctx, sluice.FileKey(f.ID), tee)
+	sum, scanErr := tee.finish()
 	if err != nil {
-		_ = e.store.DeleteFile(context.WithoutCancel(ctx), f.ID)
+		index.abort()
+		_ = e.store.DeleteFile(bg, f.ID)
 		if limited.over {
 			return nil, sluice.Errorf(sluice.KindTooLarge, "The file is larger than the %d byte limit for batch input files.", e.opts.MaxFileBytes).WithParam("file")
 		}
 		return nil, fmt.Errorf("store upload %s: %w", f.ID, err)
 	}
-	sum, _ := scan.Close() // EntryFunc returns no error
 	fs := &sluice.FileScan{Requests: sum.Requests, URL: sum.URL, Model: sum.Model, Problems: sum.Problems}
-	if len(sum.Problems) == 0 && len(entries) > 0 {
-		fs.FirstLine = entries[0].Line
-		if err := e.putIndex(context.WithoutCancel(ctx), f.ID, entries); err != nil {
+	if len(sum.Problems) == 0 && scanErr == nil {
+		size, err := index.finish()
+		if err != nil {
 			return nil, e.failUpload(ctx, f.ID, err)
 		}
-		fs.Indexed = true
-	} else if len(sum.Problems) > 0 {
+		fs.Indexed, fs.IndexBytes, fs.FirstLine = true, size, index.first
+	} else {
+		index.abort()
+		if scanErr != nil {
+			return nil, e.failUpload(ctx, f.ID, scanErr)
+		}
 		fs.FirstLine = sum.Problems[0].Line
 	}
-	// The bytes are stored: finish the row even if the client has gone away meanwhile,
-	// or it would stay pending until the next start.
 	upd := sluice.FileUpdate{Bytes: &n, Status: sluice.Ptr(sluice.FileStatusProcessed), Scan: fs}
-	done, err := e.store.UpdateFile(context.WithoutCancel(ctx), f.ID, upd)
+	done, err := e.store.UpdateFile(bg, f.ID, upd)
 	if err != nil {
 		return nil, e.failUpload(ctx, f.ID, err)
 	}
 	return done, nil
-}
-
-func (e *Engine) putIndex(ctx context.Context, id string, entries []jsonl.Entry) error {
-	var buf bytes.Buffer
-	if err := jsonl.WriteIndex(&buf, entries); err != nil {
-		return err
-	}
-	_, err := e.bucket.Put(ctx, sluice.IndexKey(id), &buf)
-	return err
 }
 
 // failUpload marks a file whose upload could not be completed, and returns err.

@@ -3,19 +3,17 @@ package engine
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/sluice-batch/sluice"
 	"github.com/sluice-batch/sluice/jsonl"
 )
 
-// addChunk is how many request rows one validation transaction inserts: whole chunks,
-// as the store wants every line of a chunk in one call.
-const addChunk = 8 * sluice.ChunkLines
-
 // validate checks a batch against what the upload scan recorded and the configured
-// deployments, then writes one request row per line and starts it, or fails it with
-// every problem found and its line number.
+// deployments, then adds one chunk per ChunkLines lines and starts it, or fails it with
+// every problem found and its line number. Nothing is written per line: a chunk's lines
+// are found through the input file's line index when the chunk is claimed.
 func (e *Engine) validate(ctx context.Context, b *sluice.Batch) error {
 	f, err := e.store.FindFileByID(ctx, b.InputFileID)
 	if sluice.ErrorKind(err) == sluice.KindNotFound {
@@ -43,8 +41,12 @@ func (e *Engine) validate(ctx context.Context, b *sluice.Batch) error {
 	if !scan.Indexed {
 		return fmt.Errorf("file %s has no line index", f.ID)
 	}
+	if scan.IndexBytes == 0 {
+		return e.fail(ctx, b, []sluice.BatchError{{Code: "invalid_request", Param: "input_file_id",
+			Message: fmt.Sprintf("The file %s was uploaded to an earlier version of Sluice, whose line index this version cannot read; upload it again.", f.ID)}})
+	}
 	t0 := time.Now()
-	if err := e.addRequests(ctx, b.ID, f.ID); err != nil {
+	if err := e.addChunks(ctx, b.ID, f.ID, scan); err != nil {
 		return err
 	}
 	now := e.now().UTC()
@@ -65,34 +67,33 @@ func (e *Engine) validate(ctx context.Context, b *sluice.Batch) error {
 	return err
 }
 
-// addRequests streams the file's line index into request rows, a chunk at a time.
-func (e *Engine) addRequests(ctx context.Context, batchID, fileID string) error {
-	rc, err := e.bucket.Get(ctx, sluice.IndexKey(fileID))
+// addChunks adds the chunks of a batch from the directory of its input's line index.
+func (e *Engine) addChunks(ctx context.Context, batchID, fileID string, scan *sluice.FileScan) error {
+	blocks := jsonl.IndexBlocks(scan.Requests)
+	size := jsonl.IndexDirectorySize(blocks)
+	rc, err := e.bucket.GetRange(ctx, sluice.IndexKey(fileID), scan.IndexBytes-size, size)
 	if err != nil {
 		return fmt.Errorf("open index of %s: %w", fileID, err)
 	}
-	defer rc.Close()
-	chunk := make([]sluice.Request, 0, addChunk)
-	flush := func() error {
-		err := e.store.AddRequests(ctx, batchID, chunk)
-		chunk = chunk[:0]
-		return err
-	}
-	ordinal := 0
-	err = jsonl.ReadIndex(rc, func(en jsonl.Entry) error {
-		chunk = append(chunk, sluice.Request{BatchID: batchID, Chunk: ordinal / sluice.ChunkLines, Line: en.Line,
-			CustomID: en.CustomID, Offset: en.Offset, Length: en.Length})
-		ordinal++
-		if len(chunk) == addChunk {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil && len(chunk) > 0 {
-		err = flush()
-	}
+	dir := make([]byte, size)
+	_, err = io.ReadFull(rc, dir)
+	rc.Close()
 	if err != nil {
-		return fmt.Errorf("add requests of %s: %w", batchID, err)
+		return fmt.Errorf("read index of %s: %w", fileID, err)
+	}
+	refs, err := jsonl.ParseIndexDirectory(dir, scan.IndexBytes, blocks)
+	if err != nil {
+		return fmt.Errorf("read index of %s: %w", fileID, err)
+	}
+	chunks := make([]sluice.Chunk, len(refs))
+	for i, r := range refs {
+		chunks[i] = sluice.Chunk{
+			BatchID: batchID, Number: i, Lines: min(sluice.ChunkLines, scan.Requests-i*sluice.ChunkLines),
+			IndexOffset: r.Offset, IndexLength: r.Length,
+		}
+	}
+	if err := e.store.AddChunks(ctx, batchID, chunks); err != nil {
+		return fmt.Errorf("add chunks of %s: %w", batchID, err)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package jsonl
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -13,151 +12,189 @@ import (
 )
 
 // indexMagic begins every index; its last byte is the format version.
-var indexMagic = []byte("SLIX\x01")
+var indexMagic = []byte("SLIX\x02")
 
-// errCorruptIndex reports an index that is truncated or was not written by WriteIndex.
+// errCorruptIndex reports an index that is truncated or was not written by an
+// IndexWriter.
 var errCorruptIndex = errors.New("jsonl: corrupt index")
 
-// WriteIndex writes entries to w in a compact binary form that ReadIndex reads back.
+// An index holds one entry per request line of an input file, in blocks of
+// sluice.ChunkLines entries, so that the lines of one chunk are one ranged read away.
 //
-// The form is the 5 bytes "SLIX\x01", the number of entries as a uvarint, then per
-// entry: the line minus the previous entry's line as a varint, the offset minus the
-// previous entry's end (offset plus length; 0 before the first) as a varint, the
-// length as a uvarint, the length of the custom_id as a uvarint and the custom_id's
-// bytes. For the entries of a scan that is a few bytes plus the custom_id per line.
-func WriteIndex(w io.Writer, entries []Entry) error {
-	buf := make([]byte, 0, 64<<10)
-	buf = append(buf, indexMagic...)
-	buf = binary.AppendUvarint(buf, uint64(len(entries)))
-	prevLine, prevEnd := 0, int64(0)
-	for i, e := range entries {
-		if e.Length < 0 {
-			return fmt.Errorf("jsonl: write index: entry %d has negative length %d", i, e.Length)
-		}
-		buf = binary.AppendVarint(buf, int64(e.Line-prevLine))
-		buf = binary.AppendVarint(buf, e.Offset-prevEnd)
-		buf = binary.AppendUvarint(buf, uint64(e.Length))
-		buf = binary.AppendUvarint(buf, uint64(len(e.CustomID)))
-		buf = append(buf, e.CustomID...)
-		prevLine, prevEnd = e.Line, e.Offset+int64(e.Length)
-		if len(buf) >= 60<<10 {
-			if _, err := w.Write(buf); err != nil {
-				return fmt.Errorf("jsonl: write index: %w", err)
-			}
-			buf = buf[:0]
-		}
-	}
-	if _, err := w.Write(buf); err != nil {
-		return fmt.Errorf("jsonl: write index: %w", err)
-	}
-	return nil
+// The form is the 5 bytes "SLIX\x02"; then the blocks, each the number of its entries
+// as a uvarint and, per entry: the line minus the previous entry's line (0 before the
+// first of the block), the offset minus the previous entry's end (offset plus length;
+// 0 before the first of the block), the length, the length of the custom_id, all
+// uvarints, and the custom_id's bytes; then the directory: the offset of each block and,
+// last, the directory's own offset, each a little-endian uint64. A reader that knows how
+// many blocks there are (the lines over sluice.ChunkLines, rounded up) finds the
+// directory at the end, without a second read. For a scanned file an entry costs a few
+// bytes plus its custom_id.
+
+// IndexWriter writes an index as entries arrive, holding one block at most.
+type IndexWriter struct {
+	w       io.Writer
+	block   []byte // the entries of the current block
+	inBlock int
+	off     int64 // bytes written to w
+	dir     []uint64
+	prev    Entry // the previous entry of the current block
+	err     error
 }
 
-// ReadIndex calls fn for each entry written by WriteIndex, in order, reading r as it
-// goes without holding the whole index. r must hold the index and nothing after it.
-// It returns an error for a truncated or corrupt index, or when reading r fails, and
-// the first error fn returns, unwrapped.
-func ReadIndex(r io.Reader, fn func(Entry) error) error {
-	src, ok := r.(byteReader)
-	if !ok {
-		src = bufio.NewReader(r)
+// NewIndexWriter returns an IndexWriter writing to w.
+func NewIndexWriter(w io.Writer) *IndexWriter {
+	return &IndexWriter{w: w, block: make([]byte, 0, 16<<10)}
+}
+
+// Add appends an entry. Entries must come in line and offset order.
+func (iw *IndexWriter) Add(e Entry) error {
+	if iw.err != nil {
+		return iw.err
 	}
-	br := &indexReader{src: src}
-	r = br
-	magic := make([]byte, len(indexMagic))
-	if _, err := io.ReadFull(r, magic); err != nil {
-		return br.corrupt("header", err)
+	if iw.off == 0 {
+		iw.write(indexMagic)
 	}
-	if !bytes.Equal(magic, indexMagic) {
-		return fmt.Errorf("%w: bad header %q", errCorruptIndex, magic)
+	if iw.inBlock > 0 && (e.Line <= iw.prev.Line || e.Offset < iw.prev.Offset+int64(iw.prev.Length)) {
+		iw.err = fmt.Errorf("jsonl: write index: entry for line %d at %d comes after line %d at %d", e.Line, e.Offset, iw.prev.Line, iw.prev.Offset)
+		return iw.err
 	}
-	count, err := binary.ReadUvarint(br)
+	if e.Line < 0 || e.Offset < 0 || e.Length < 0 {
+		iw.err = fmt.Errorf("jsonl: write index: entry %+v has a negative field", e)
+		return iw.err
+	}
+	var prevLine, prevEnd int64
+	if iw.inBlock > 0 {
+		prevLine, prevEnd = int64(iw.prev.Line), iw.prev.Offset+int64(iw.prev.Length)
+	}
+	b := iw.block
+	b = binary.AppendUvarint(b, uint64(int64(e.Line)-prevLine))
+	b = binary.AppendUvarint(b, uint64(e.Offset-prevEnd))
+	b = binary.AppendUvarint(b, uint64(e.Length))
+	b = binary.AppendUvarint(b, uint64(len(e.CustomID)))
+	iw.block = append(b, e.CustomID...)
+	iw.prev = e
+	if iw.inBlock++; iw.inBlock == sluice.ChunkLines {
+		iw.flush()
+	}
+	return iw.err
+}
+
+// flush writes the current block.
+func (iw *IndexWriter) flush() {
+	iw.dir = append(iw.dir, uint64(iw.off))
+	var head [binary.MaxVarintLen64]byte
+	iw.write(head[:binary.PutUvarint(head[:], uint64(iw.inBlock))])
+	iw.write(iw.block)
+	iw.block, iw.inBlock = iw.block[:0], 0
+}
+
+func (iw *IndexWriter) write(p []byte) {
+	if iw.err != nil {
+		return
+	}
+	n, err := iw.w.Write(p)
+	iw.off += int64(n)
 	if err != nil {
-		return br.corrupt("entry count", err)
+		iw.err = fmt.Errorf("jsonl: write index: %w", err)
+	}
+}
+
+// Close writes the last block and the directory, and returns the index's size. The
+// writer must not be used after.
+func (iw *IndexWriter) Close() (int64, error) {
+	if iw.off == 0 {
+		iw.write(indexMagic)
+	}
+	if iw.inBlock > 0 {
+		iw.flush()
+	}
+	dir := make([]byte, 0, 8*(len(iw.dir)+1))
+	for _, o := range iw.dir {
+		dir = binary.LittleEndian.AppendUint64(dir, o)
+	}
+	dir = binary.LittleEndian.AppendUint64(dir, uint64(iw.off))
+	iw.write(dir)
+	return iw.off, iw.err
+}
+
+// IndexBlocks returns how many blocks the index of a file with that many request lines
+// has.
+func IndexBlocks(requests int) int {
+	return (requests + sluice.ChunkLines - 1) / sluice.ChunkLines
+}
+
+// IndexDirectorySize returns the size of the directory at the end of an index with that
+// many blocks.
+func IndexDirectorySize(blocks int) int64 { return 8 * int64(blocks+1) }
+
+// Block locates one block of an index.
+type Block struct {
+	Offset int64
+	Length int64
+}
+
+// ParseIndexDirectory reads the directory of an index of size bytes with the given
+// number of blocks, dir being its last IndexDirectorySize(blocks) bytes.
+func ParseIndexDirectory(dir []byte, size int64, blocks int) ([]Block, error) {
+	if int64(len(dir)) != IndexDirectorySize(blocks) || size < int64(len(indexMagic))+int64(len(dir)) {
+		return nil, fmt.Errorf("%w: a directory of %d bytes for %d blocks in %d bytes", errCorruptIndex, len(dir), blocks, size)
+	}
+	at := func(i int) int64 {
+		v := binary.LittleEndian.Uint64(dir[8*i:])
+		if v > math.MaxInt64 {
+			return -1
+		}
+		return int64(v)
+	}
+	if end := at(blocks); end != size-int64(len(dir)) {
+		return nil, fmt.Errorf("%w: the directory says it starts at %d, not %d", errCorruptIndex, end, size-int64(len(dir)))
+	}
+	out := make([]Block, blocks)
+	prev := int64(len(indexMagic))
+	for i := range blocks {
+		o, next := at(i), at(i+1)
+		if o != prev || next <= o {
+			return nil, fmt.Errorf("%w: block %d at %d, then %d", errCorruptIndex, i, o, next)
+		}
+		out[i] = Block{Offset: o, Length: next - o}
+		prev = next
+	}
+	return out, nil
+}
+
+// AppendBlock decodes one block of an index, the bytes a Block locates, appending its
+// entries to dst.
+func AppendBlock(dst []Entry, b []byte) ([]Entry, error) {
+	r := bytes.NewReader(b)
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n == 0 || n > sluice.ChunkLines {
+		return dst, fmt.Errorf("%w: block of %d entries (%v)", errCorruptIndex, n, err)
 	}
 	var e Entry
 	var prevEnd int64
-	var id bytes.Buffer
-	for i := uint64(0); i < count; i++ {
-		dl, err := binary.ReadVarint(br)
-		if err != nil {
-			return br.corrupt(fmt.Sprintf("entry %d", i), err)
+	for i := range int(n) {
+		var v [4]uint64
+		for j := range v {
+			if v[j], err = binary.ReadUvarint(r); err != nil {
+				return dst, fmt.Errorf("%w: entry %d: %v", errCorruptIndex, i, err)
+			}
 		}
-		do, err := binary.ReadVarint(br)
-		if err != nil {
-			return br.corrupt(fmt.Sprintf("entry %d", i), err)
+		dl, do, length, idLen := v[0], v[1], v[2], v[3]
+		if dl > math.MaxInt32 || do > math.MaxInt64/2 || length > math.MaxInt32 || idLen > uint64(r.Len()) {
+			return dst, fmt.Errorf("%w: entry %d out of range", errCorruptIndex, i)
 		}
-		n, err := binary.ReadUvarint(br)
-		if err != nil {
-			return br.corrupt(fmt.Sprintf("entry %d", i), err)
-		}
-		idLen, err := binary.ReadUvarint(br)
-		if err != nil {
-			return br.corrupt(fmt.Sprintf("entry %d", i), err)
-		}
-		if n > math.MaxInt32 || idLen > sluice.MaxFileBytes {
-			return fmt.Errorf("%w: entry %d has length %d and custom_id length %d", errCorruptIndex, i, n, idLen)
-		}
-		id.Reset()
-		// CopyN grows the buffer as bytes arrive, so a corrupt length cannot make a
-		// large allocation up front.
-		if _, err := io.CopyN(&id, r, int64(idLen)); err != nil {
-			return br.corrupt(fmt.Sprintf("entry %d", i), err)
-		}
+		pos := len(b) - r.Len()
+		_, _ = r.Seek(int64(idLen), io.SeekCurrent) // idLen <= r.Len()
 		e.Line += int(dl)
-		e.Offset = prevEnd + do
-		e.Length = int(n)
-		e.CustomID = id.String()
+		e.Offset = prevEnd + int64(do)
+		e.Length = int(length)
+		e.CustomID = string(b[pos : pos+int(idLen)])
 		prevEnd = e.Offset + int64(e.Length)
-		if err := fn(e); err != nil {
-			return err
-		}
+		dst = append(dst, e)
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		if err != nil {
-			return br.corrupt("end", err)
-		}
-		return fmt.Errorf("%w: bytes after entry %d", errCorruptIndex, count)
+	if r.Len() != 0 {
+		return dst, fmt.Errorf("%w: %d bytes after the block's entries", errCorruptIndex, r.Len())
 	}
-	return nil
-}
-
-// byteReader is what ReadIndex reads from.
-type byteReader interface {
-	io.Reader
-	io.ByteReader
-}
-
-// indexReader remembers the errors of the reader under an index, to tell them from
-// the index's own corruption.
-type indexReader struct {
-	src byteReader
-	err error // the last error src returned other than io.EOF
-}
-
-func (r *indexReader) Read(p []byte) (int, error) {
-	n, err := r.src.Read(p)
-	if err != nil && err != io.EOF {
-		r.err = err
-	}
-	return n, err
-}
-
-func (r *indexReader) ReadByte() (byte, error) {
-	b, err := r.src.ReadByte()
-	if err != nil && err != io.EOF {
-		r.err = err
-	}
-	return b, err
-}
-
-// corrupt wraps an error met while reading part of an index.
-func (r *indexReader) corrupt(what string, err error) error {
-	if r.err != nil {
-		return fmt.Errorf("jsonl: read index: %s: %w", what, r.err)
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: truncated in %s", errCorruptIndex, what)
-	}
-	return fmt.Errorf("%w: %s: %v", errCorruptIndex, what, err)
+	return dst, nil
 }

@@ -73,7 +73,7 @@ func (s *Store) CreateBatch(ctx context.Context, b *sluice.Batch) error {
 
 // FindBatchByID implements sluice.Store.
 func (s *Store) FindBatchByID(ctx context.Context, id string) (*sluice.Batch, error) {
-	b, err := scanBatch(s.r.QueryRowContext(ctx, `SELECT `+batchColumns+` FROM batches WHERE id = ?`, id))
+	b, err := scanBatch(s.findBatch.QueryRowContext(ctx, id))
 	return b, interpret(err, "Batch", id)
 }
 
@@ -231,58 +231,33 @@ func (s *Store) FinishBatch(ctx context.Context, id string, files []*sluice.File
 	return b, interpret(tx.Commit(), "Batch", id)
 }
 
-// --- request lines ---
-
-// valuesList returns "(?, ?), (?, ?)" for rows rows of cols columns.
-func valuesList(rows, cols int) string {
-	one := "(" + placeholders(cols) + ")"
-	return strings.TrimSuffix(strings.Repeat(one+", ", rows), ", ")
-}
+// --- chunks, results and segments ---
 
 // The hot path's statements, prepared once at Open: parsing them again for every group
 // of results cost as much as running them.
 const (
 	sqlClaimChunks = `UPDATE chunks SET state = 1, owner = ?, lease_until = ?
-		WHERE batch_id = ? AND chunk IN (SELECT chunk FROM chunks WHERE batch_id = ? AND (state = 0 OR (state = 1 AND lease_until < ?))
-			ORDER BY chunk LIMIT ?)
-		RETURNING chunk, first_line, last_line`
-	sqlUnfinished = `SELECT r.line, r.custom_id, r.off, r.len FROM requests r
-		WHERE r.batch_id = ? AND r.line BETWEEN ? AND ? AND r.chunk = ?
-		AND NOT EXISTS (SELECT 1 FROM results x WHERE x.batch_id = r.batch_id AND x.line = r.line)
-		ORDER BY r.line`
-	sqlChunkDone = `UPDATE chunks SET state = 2, owner = NULL, lease_until = NULL, remaining = 0
+		WHERE batch_id = ? AND chunk IN (SELECT chunk FROM chunks WHERE batch_id = ? AND state < 2
+			AND (state = 0 OR lease_until < ?) ORDER BY chunk LIMIT ?)
+		RETURNING chunk, lines, done, index_off, index_len`
+	sqlChunkForCommit = `SELECT state, owner, done, lines FROM chunks WHERE batch_id = ? AND chunk = ?`
+	sqlChunkCommit    = `UPDATE chunks SET done = ?, remaining = ?,
+			state = CASE WHEN ? = 0 THEN 2 ELSE state END,
+			owner = CASE WHEN ? = 0 THEN NULL ELSE owner END,
+			lease_until = CASE WHEN ? = 0 THEN NULL ELSE lease_until END
 		WHERE batch_id = ? AND chunk = ?`
-	sqlHeld        = `SELECT 1 FROM chunks WHERE batch_id = ? AND chunk = ? AND state = 1 AND owner = ?`
-	sqlChunkCounts = `UPDATE chunks SET remaining = remaining - ?,
-			state = CASE WHEN remaining - ? <= 0 THEN 2 ELSE state END,
-			owner = CASE WHEN remaining - ? <= 0 THEN NULL ELSE owner END
-			WHERE batch_id = ? AND chunk = ?`
-	sqlCountCompleted = `UPDATE batches SET completed = completed + ? WHERE id = ?`
-	sqlCountFailed    = `UPDATE batches SET failed = failed + ? WHERE id = ?`
-	sqlRelease        = `UPDATE chunks SET state = 0, owner = NULL, lease_until = NULL
-			WHERE batch_id = ? AND chunk = ? AND state = 1 AND owner = ?`
-	sqlAddChunk = `INSERT INTO chunks (batch_id, chunk, first_line, last_line, remaining) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (batch_id, chunk) DO NOTHING`
-
-	insertResultsHead  = `INSERT INTO results (batch_id, line, succeeded, output) VALUES `
-	insertResultsTail  = ` ON CONFLICT (batch_id, line) DO NOTHING`
-	insertRequestsHead = `INSERT INTO requests (batch_id, line, chunk, custom_id, off, len) VALUES `
-	insertRequestsTail = ` ON CONFLICT (batch_id, line) DO NOTHING`
+	sqlCounts  = `UPDATE batches SET completed = completed + ?, failed = failed + ? WHERE id = ?`
+	sqlExtent  = `INSERT INTO extents (batch_id, succeeded, segment, off, len, lines) VALUES (?, ?, ?, ?, ?, ?)`
+	sqlRelease = `UPDATE chunks SET state = 0, owner = NULL, lease_until = NULL
+		WHERE batch_id = ? AND chunk = ? AND state = 1 AND owner = ?`
+	sqlAddChunk = `INSERT INTO chunks (batch_id, chunk, lines, done, remaining, index_off, index_len)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (batch_id, chunk) DO NOTHING`
+	sqlFindBatch = `SELECT ` + batchColumns + ` FROM batches WHERE id = ?`
 )
 
-// rowShapes are the row counts of the prepared multi-row inserts; a group of rows goes
-// in as the fewest statements of these shapes.
-var rowShapes = []int{64, 8, 1}
-
-// hotStatements returns every statement Open prepares.
+// hotStatements returns every statement Open prepares on the writer.
 func hotStatements() []string {
-	qs := []string{sqlClaimChunks, sqlUnfinished, sqlChunkDone, sqlHeld, sqlChunkCounts, sqlCountCompleted,
-		sqlCountFailed, sqlRelease, sqlAddChunk}
-	for _, n := range rowShapes {
-		qs = append(qs, insertResultsHead+valuesList(n, 4)+insertResultsTail,
-			insertRequestsHead+valuesList(n, 6)+insertRequestsTail)
-	}
-	return qs
+	return []string{sqlClaimChunks, sqlChunkForCommit, sqlChunkCommit, sqlCounts, sqlExtent, sqlRelease, sqlAddChunk}
 }
 
 // stmt returns q prepared for tx: the statement Open prepared, bound to tx.
@@ -290,131 +265,58 @@ func (s *Store) stmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
 	return tx.StmtContext(ctx, s.prepared[q])
 }
 
-// insertRows inserts rows of cols values each with the prepared shapes, and returns
-// how many rows the statements reported inserted.
-func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, head, tail string, cols int, args []any) (int, error) {
-	n := 0
-	for len(args) > 0 {
-		rows := len(args) / cols
-		shape := 1
-		for _, sh := range rowShapes {
-			if rows >= sh {
-				shape = sh
-				break
-			}
-		}
-		res, err := s.stmt(ctx, tx, head+valuesList(shape, cols)+tail).ExecContext(ctx, args[:shape*cols]...)
-		if err != nil {
-			return 0, err
-		}
-		m, err := res.RowsAffected()
-		if err != nil {
-			return 0, err
-		}
-		n += int(m)
-		args = args[shape*cols:]
-	}
-	return n, nil
-}
-
-// AddRequests implements sluice.Store. Rows go in with one statement per 500.
-func (s *Store) AddRequests(ctx context.Context, batchID string, reqs []sluice.Request) error {
+// AddChunks implements sluice.Store.
+func (s *Store) AddChunks(ctx context.Context, batchID string, chunks []sluice.Chunk) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("add requests: %w", err)
+		return fmt.Errorf("add chunks: %w", err)
 	}
 	defer tx.Rollback()
-	type span struct{ first, last, n int }
-	chunks := make(map[int]*span)
-	var order []int
-	for _, r := range reqs {
-		c := chunks[r.Chunk]
-		if c == nil {
-			c = &span{first: r.Line, last: r.Line}
-			chunks[r.Chunk] = c
-			order = append(order, r.Chunk)
+	st := s.stmt(ctx, tx, sqlAddChunk)
+	for _, c := range chunks {
+		if c.Lines < 1 || c.Lines > sluice.ChunkLines {
+			return fmt.Errorf("add chunk %d of %s: %d lines", c.Number, batchID, c.Lines)
 		}
-		c.first, c.last, c.n = min(c.first, r.Line), max(c.last, r.Line), c.n+1
-	}
-	args := make([]any, 0, 6*len(reqs))
-	for _, r := range reqs {
-		args = append(args, batchID, r.Line, r.Chunk, r.CustomID, r.Offset, r.Length)
-	}
-	if _, err := s.insertRows(ctx, tx, insertRequestsHead, insertRequestsTail, 6, args); err != nil {
-		return fmt.Errorf("add requests of %s: %w", batchID, err)
-	}
-	for _, n := range order {
-		c := chunks[n]
-		if _, err := s.stmt(ctx, tx, sqlAddChunk).ExecContext(ctx, batchID, n, c.first, c.last, c.n); err != nil {
-			return fmt.Errorf("add chunks of %s: %w", batchID, err)
+		var none sluice.Bitmap
+		if _, err := st.ExecContext(ctx, batchID, c.Number, c.Lines, none[:], c.Lines, c.IndexOffset, c.IndexLength); err != nil {
+			return fmt.Errorf("add chunk %d of %s: %w", c.Number, batchID, err)
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("add chunks of %s: %w", batchID, err)
+	}
+	return nil
 }
 
-// ClaimRequests implements sluice.Store.
-func (s *Store) ClaimRequests(ctx context.Context, batchID, owner string, n int, until time.Time) ([]sluice.Request, error) {
+// ClaimChunks implements sluice.Store.
+func (s *Store) ClaimChunks(ctx context.Context, batchID, owner string, n int, until time.Time) ([]sluice.Chunk, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("claim requests: %w", err)
+		return nil, fmt.Errorf("claim chunks: %w", err)
 	}
 	defer tx.Rollback()
-	want := max(1, (n+sluice.ChunkLines-1)/sluice.ChunkLines)
-	rows, err := s.stmt(ctx, tx, sqlClaimChunks).QueryContext(ctx, owner, until.UnixMilli(), batchID, batchID, s.now().UnixMilli(), want)
+	rows, err := s.stmt(ctx, tx, sqlClaimChunks).QueryContext(ctx, owner, until.UnixMilli(), batchID, batchID, s.now().UnixMilli(), max(1, n))
 	if err != nil {
 		return nil, fmt.Errorf("claim chunks of %s: %w", batchID, err)
 	}
-	type span struct{ chunk, first, last int }
-	var spans []span
+	var out []sluice.Chunk
 	for rows.Next() {
-		var sp span
-		if err := rows.Scan(&sp.chunk, &sp.first, &sp.last); err != nil {
+		c := sluice.Chunk{BatchID: batchID}
+		var done []byte
+		if err := rows.Scan(&c.Number, &c.Lines, &done, &c.IndexOffset, &c.IndexLength); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("claim chunks of %s: %w", batchID, err)
 		}
-		spans = append(spans, sp)
+		copy(c.Done[:], done)
+		out = append(out, c)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, fmt.Errorf("claim chunks of %s: %w", batchID, err)
 	}
-	var out []sluice.Request
-	for _, sp := range spans {
-		got, err := s.unfinished(ctx, tx, batchID, sp.chunk, sp.first, sp.last)
-		if err != nil {
-			return nil, err
-		}
-		if len(got) == 0 { // every line has a result: the chunk is done
-			if _, err := s.stmt(ctx, tx, sqlChunkDone).ExecContext(ctx, batchID, sp.chunk); err != nil {
-				return nil, fmt.Errorf("claim chunks of %s: %w", batchID, err)
-			}
-		}
-		out = append(out, got...)
-	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("claim requests of %s: %w", batchID, err)
+		return nil, fmt.Errorf("claim chunks of %s: %w", batchID, err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Line < out[j].Line })
-	return out, nil
-}
-
-// unfinished returns the lines of a chunk that have no result.
-func (s *Store) unfinished(ctx context.Context, tx *sql.Tx, batchID string, chunk, first, last int) ([]sluice.Request, error) {
-	rows, err := s.stmt(ctx, tx, sqlUnfinished).QueryContext(ctx, batchID, first, last, chunk)
-	if err != nil {
-		return nil, fmt.Errorf("read chunk %d of %s: %w", chunk, batchID, err)
-	}
-	defer rows.Close()
-	var out []sluice.Request
-	for rows.Next() {
-		r := sluice.Request{BatchID: batchID, Chunk: chunk}
-		if err := rows.Scan(&r.Line, &r.CustomID, &r.Offset, &r.Length); err != nil {
-			return nil, fmt.Errorf("read chunk %d of %s: %w", chunk, batchID, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read chunk %d of %s: %w", chunk, batchID, err)
-	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
 	return out, nil
 }
 
@@ -427,109 +329,149 @@ func (s *Store) ExtendLeases(ctx context.Context, owner string, until time.Time)
 	return nil
 }
 
+// ReleaseChunks implements sluice.Store.
+func (s *Store) ReleaseChunks(ctx context.Context, owner, batchID string, chunks []int) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("release chunks: %w", err)
+	}
+	defer tx.Rollback()
+	st := s.stmt(ctx, tx, sqlRelease)
+	for _, c := range chunks {
+		if _, err := st.ExecContext(ctx, batchID, c, owner); err != nil {
+			return fmt.Errorf("release chunk %d of %s: %w", c, batchID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("release chunks of %s: %w", batchID, err)
+	}
+	return nil
+}
+
+// AddSegment implements sluice.Store.
+func (s *Store) AddSegment(ctx context.Context, batchID, key string) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO segments (batch_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING`, batchID, key)
+	if err != nil {
+		return fmt.Errorf("add segment %s: %w", key, err)
+	}
+	return nil
+}
+
+// chunkKey names a chunk of a batch.
 type chunkKey struct {
 	batchID string
 	chunk   int
 }
 
-// ReleaseRequests implements sluice.Store.
-func (s *Store) ReleaseRequests(ctx context.Context, owner string, reqs []sluice.Request) error {
-	seen := make(map[chunkKey]bool)
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("release requests: %w", err)
-	}
-	defer tx.Rollback()
-	for _, r := range reqs {
-		k := chunkKey{r.BatchID, r.Chunk}
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		_, err := s.stmt(ctx, tx, sqlRelease).ExecContext(ctx, r.BatchID, r.Chunk, owner)
-		if err != nil {
-			return fmt.Errorf("release chunk %d of %s: %w", r.Chunk, r.BatchID, err)
-		}
-	}
-	return tx.Commit()
+// heldChunk is a chunk as a commit sees it: nil when owner does not hold it.
+type heldChunk struct {
+	done     sluice.Bitmap
+	lines    int
+	added    int
+	finished bool
 }
 
-// CommitResults implements sluice.Store. Per chunk and outcome, one INSERT appends the
-// results (skipping lines that have one), then the chunk and batch counters move by
-// what it inserted.
-func (s *Store) CommitResults(ctx context.Context, owner string, results []sluice.Result) (int, error) {
+// CommitResults implements sluice.Store. Each chunk is read once and written once per
+// call; each run of accepted refs back to back in a segment is one extent row.
+func (s *Store) CommitResults(ctx context.Context, owner string, refs []sluice.ResultRef) (int, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("commit results: %w", err)
 	}
 	defer tx.Rollback()
-	type key struct {
-		chunkKey
-		succeeded bool
-	}
-	groups := make(map[key][]*sluice.Result)
-	var order []key
-	for i := range results {
-		r := &results[i]
-		k := key{chunkKey{r.BatchID, r.Chunk}, r.Succeeded}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
+	chunks := make(map[chunkKey]*heldChunk)
+	var order []chunkKey
+	read := s.stmt(ctx, tx, sqlChunkForCommit)
+	type counts struct{ completed, failed int }
+	batches := make(map[string]*counts)
+	var batchOrder []string
+	var run sluice.ResultRef // the extent being built; Lines counted in runLines
+	runLines := 0
+	extent := s.stmt(ctx, tx, sqlExtent)
+	flushRun := func() error {
+		if runLines == 0 {
+			return nil
 		}
-		groups[k] = append(groups[k], r)
+		_, err := extent.ExecContext(ctx, run.BatchID, run.Succeeded, run.Segment, run.Offset, run.Length, runLines)
+		runLines = 0
+		return err
 	}
-	held := make(map[chunkKey]bool)
 	stored := 0
-	for _, k := range order {
-		h, ok := held[k.chunkKey]
-		if !ok {
-			var one int
-			err := s.stmt(ctx, tx, sqlHeld).QueryRowContext(ctx, k.batchID, k.chunk, owner).Scan(&one)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return 0, fmt.Errorf("commit results: %w", err)
+	for _, r := range refs {
+		k := chunkKey{r.BatchID, r.Chunk}
+		hc, seen := chunks[k]
+		if !seen {
+			var (
+				state int
+				own   sql.NullString
+				done  []byte
+				lines int
+			)
+			err := read.QueryRowContext(ctx, r.BatchID, r.Chunk).Scan(&state, &own, &done, &lines)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return 0, fmt.Errorf("commit results: read chunk %d of %s: %w", r.Chunk, r.BatchID, err)
+			case state == 1 && own.String == owner:
+				hc = &heldChunk{lines: lines}
+				copy(hc.done[:], done)
+				order = append(order, k)
 			}
-			h = err == nil
-			held[k.chunkKey] = h
+			chunks[k] = hc
 		}
-		if !h {
-			continue // the lease passed to another owner; its results will count
+		if hc == nil || r.Index < 0 || r.Index >= hc.lines || hc.done.Has(r.Index) {
+			continue // not held (the lease passed to another owner), or answered already
 		}
-		n, err := s.appendResults(ctx, tx, groups[k])
-		if err != nil {
-			return 0, err
+		hc.done.Set(r.Index)
+		hc.added++
+		c := batches[r.BatchID]
+		if c == nil {
+			c = &counts{}
+			batches[r.BatchID] = c
+			batchOrder = append(batchOrder, r.BatchID)
 		}
-		if n == 0 {
+		if r.Succeeded {
+			c.completed++
+		} else {
+			c.failed++
+		}
+		stored++
+		if runLines > 0 && run.BatchID == r.BatchID && run.Succeeded == r.Succeeded && run.Segment == r.Segment &&
+			run.Offset+run.Length == r.Offset {
+			run.Length += r.Length
+			runLines++
 			continue
 		}
-		if _, err := s.stmt(ctx, tx, sqlChunkCounts).ExecContext(ctx, n, n, n, k.batchID, k.chunk); err != nil {
-			return 0, fmt.Errorf("count chunk results: %w", err)
+		if err := flushRun(); err != nil {
+			return 0, fmt.Errorf("commit results: record extent: %w", err)
 		}
-		count := sqlCountFailed
-		if k.succeeded {
-			count = sqlCountCompleted
+		run, runLines = r, 1
+	}
+	if err := flushRun(); err != nil {
+		return 0, fmt.Errorf("commit results: record extent: %w", err)
+	}
+	write := s.stmt(ctx, tx, sqlChunkCommit)
+	for _, k := range order {
+		hc := chunks[k]
+		if hc.added == 0 {
+			continue
 		}
-		if _, err := s.stmt(ctx, tx, count).ExecContext(ctx, n, k.batchID); err != nil {
-			return 0, fmt.Errorf("count results of %s: %w", k.batchID, err)
+		remaining := hc.lines - hc.done.Count()
+		if _, err := write.ExecContext(ctx, hc.done[:], remaining, remaining, remaining, remaining, k.batchID, k.chunk); err != nil {
+			return 0, fmt.Errorf("commit results: chunk %d of %s: %w", k.chunk, k.batchID, err)
 		}
-		stored += n
+	}
+	count := s.stmt(ctx, tx, sqlCounts)
+	for _, id := range batchOrder {
+		c := batches[id]
+		if _, err := count.ExecContext(ctx, c.completed, c.failed, id); err != nil {
+			return 0, fmt.Errorf("commit results: count for %s: %w", id, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("commit results: %w", err)
 	}
 	return stored, nil
-}
-
-// appendResults inserts results, skipping lines that have one, and returns how many
-// it inserted.
-func (s *Store) appendResults(ctx context.Context, tx *sql.Tx, rs []*sluice.Result) (int, error) {
-	args := make([]any, 0, 4*len(rs))
-	for _, r := range rs {
-		args = append(args, r.BatchID, r.Line, r.Succeeded, r.Output)
-	}
-	n, err := s.insertRows(ctx, tx, insertResultsHead, insertResultsTail, 4, args)
-	if err != nil {
-		return 0, fmt.Errorf("append results: %w", err)
-	}
-	return n, nil
 }
 
 // CountLeased implements sluice.Store.
@@ -543,50 +485,82 @@ func (s *Store) CountLeased(ctx context.Context, batchID string, now time.Time) 
 	return n, nil
 }
 
-// EachResult implements sluice.Store.
-func (s *Store) EachResult(ctx context.Context, batchID string, succeeded bool, fn func(sluice.Result) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT line, output FROM results WHERE batch_id = ? AND succeeded = ? ORDER BY line`,
+// EachExtent implements sluice.Store.
+func (s *Store) EachExtent(ctx context.Context, batchID string, succeeded bool, fn func(sluice.Extent) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT segment, off, len, lines FROM extents WHERE batch_id = ? AND succeeded = ? ORDER BY seq`,
 		batchID, succeeded)
 	if err != nil {
-		return fmt.Errorf("read results of %s: %w", batchID, err)
+		return fmt.Errorf("read extents of %s: %w", batchID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		r := sluice.Result{BatchID: batchID, Succeeded: succeeded}
-		if err := rows.Scan(&r.Line, &r.Output); err != nil {
-			return fmt.Errorf("read results of %s: %w", batchID, err)
+		var x sluice.Extent
+		if err := rows.Scan(&x.Segment, &x.Offset, &x.Length, &x.Lines); err != nil {
+			return fmt.Errorf("read extents of %s: %w", batchID, err)
 		}
-		if err := fn(r); err != nil {
+		if err := fn(x); err != nil {
 			return err
 		}
 	}
 	return rows.Err()
 }
 
-// purgeStep is how many rows one DeleteRequests transaction removes, so a large batch
-// does not hold the one writer for long.
-const purgeStep = 5000
+// FindSegments implements sluice.Store.
+func (s *Store) FindSegments(ctx context.Context, batchID string) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT key FROM segments WHERE batch_id = ? ORDER BY key`, batchID)
+	if err != nil {
+		return nil, fmt.Errorf("find segments of %s: %w", batchID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("find segments of %s: %w", batchID, err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
 
-// DeleteRequests implements sluice.Store.
-func (s *Store) DeleteRequests(ctx context.Context, batchID string) error {
-	for _, q := range []string{
-		`DELETE FROM results WHERE rowid IN (SELECT rowid FROM results WHERE batch_id = ? LIMIT ?)`,
-		`DELETE FROM requests WHERE batch_id = ? AND line IN (SELECT line FROM requests WHERE batch_id = ? LIMIT ?)`,
-		`DELETE FROM chunks WHERE batch_id = ? AND chunk IN (SELECT chunk FROM chunks WHERE batch_id = ? LIMIT ?)`,
-	} {
-		for {
-			args := []any{batchID, purgeStep}
-			if strings.Count(q, "?") == 3 {
-				args = []any{batchID, batchID, purgeStep}
-			}
-			res, err := s.w.ExecContext(ctx, q, args...)
-			if err != nil {
-				return fmt.Errorf("delete requests of %s: %w", batchID, err)
-			}
-			if n, _ := res.RowsAffected(); n < purgeStep {
-				break
-			}
+// DeleteWork implements sluice.Store. A batch has one chunk row per 256 lines and one
+// extent row per commit, so this is a few hundred rows for the largest batch the
+// product allows; it goes in one transaction.
+func (s *Store) DeleteWork(ctx context.Context, batchID string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete work: %w", err)
+	}
+	defer tx.Rollback()
+	for _, table := range []string{"chunks", "extents", "segments"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE batch_id = ?`, batchID); err != nil {
+			return fmt.Errorf("delete work of %s: %w", batchID, err)
 		}
 	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete work of %s: %w", batchID, err)
+	}
 	return nil
+}
+
+// FindLeftoverWork implements sluice.Store.
+func (s *Store) FindLeftoverWork(ctx context.Context, limit int) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM batches WHERE status IN ('completed', 'failed', 'expired', 'cancelled')
+		AND (EXISTS (SELECT 1 FROM chunks c WHERE c.batch_id = batches.id)
+			OR EXISTS (SELECT 1 FROM extents x WHERE x.batch_id = batches.id)
+			OR EXISTS (SELECT 1 FROM segments g WHERE g.batch_id = batches.id))
+		ORDER BY seq LIMIT ?`, max(1, limit))
+	if err != nil {
+		return nil, fmt.Errorf("find leftover work: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("find leftover work: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }

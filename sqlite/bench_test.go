@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,11 +12,11 @@ import (
 )
 
 // BenchmarkLineLifecycle measures the store's cost per request line through each phase of
-// the hot path: rows added at validation, claimed in chunks of 256, and committed in
-// groups of 64 results of 600 bytes. ns/op is per line.
+// the hot path: chunks added at validation, claimed 4 at a time, and results committed
+// in groups of 256 (their bytes are in a segment; the store records extents). ns/line is
+// per line.
 func BenchmarkLineLifecycle(b *testing.B) {
 	ctx := context.Background()
-	output := []byte(`{"id":"batch_req_x","custom_id":"c","response":{"status_code":200,"body":{` + strings.Repeat(`"k":"v",`, 70) + `"z":1}},"error":null}`)
 	s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "db"), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -31,55 +30,65 @@ func BenchmarkLineLifecycle(b *testing.B) {
 		if err := s.CreateBatch(ctx, &sluice.Batch{ID: id, Endpoint: "/v1/chat/completions", CompletionWindow: "24h", Status: sluice.StatusInProgress, CreatedAt: time.Now()}); err != nil {
 			b.Fatal(err)
 		}
-		reqs := make([]sluice.Request, n)
-		for i := range reqs {
-			reqs[i] = sluice.Request{BatchID: id, Chunk: i / sluice.ChunkLines, Line: i + 1, CustomID: fmt.Sprint("req-", i), Offset: int64(i) * 200, Length: 199}
+		var chunks []sluice.Chunk
+		for i := 0; i*sluice.ChunkLines < n; i++ {
+			chunks = append(chunks, sluice.Chunk{Number: i, Lines: min(sluice.ChunkLines, n-i*sluice.ChunkLines), IndexOffset: int64(i) * 4000, IndexLength: 4000})
 		}
-		for len(reqs) > 0 {
-			chunk := reqs[:min(2048, len(reqs))]
-			reqs = reqs[len(chunk):]
-			if err := s.AddRequests(ctx, id, chunk); err != nil {
-				b.Fatal(err)
-			}
+		if err := s.AddChunks(ctx, id, chunks); err != nil {
+			b.Fatal(err)
 		}
 		return id
 	}
-	claimAll := func(id string, n int) []sluice.Request {
-		var all []sluice.Request
-		for len(all) < n {
-			got, err := s.ClaimRequests(ctx, id, "owner", 256, until)
+	claimAll := func(id string, n int) []sluice.Chunk {
+		var all []sluice.Chunk
+		for lines := 0; lines < n; {
+			got, err := s.ClaimChunks(ctx, id, "owner", 4, until)
 			if err != nil || len(got) == 0 {
 				b.Fatalf("claim: %v, %d", err, len(got))
+			}
+			for _, c := range got {
+				lines += c.Lines
 			}
 			all = append(all, got...)
 		}
 		return all
 	}
+	perLine := func(b *testing.B, lines int) {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(lines), "ns/line")
+	}
 	b.Run("add", func(b *testing.B) {
+		n := 0
 		for b.Loop() {
-			newBatch(1000)
+			newBatch(100_000)
+			n += 100_000
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/line")
+		perLine(b, n)
 	})
 	b.Run("claim", func(b *testing.B) {
 		id := newBatch(b.N)
 		b.ResetTimer()
 		claimAll(id, b.N)
+		perLine(b, b.N)
 	})
 	b.Run("commit", func(b *testing.B) {
 		id := newBatch(b.N)
-		reqs := claimAll(id, b.N)
-		results := make([]sluice.Result, len(reqs))
-		for i, r := range reqs {
-			results[i] = sluice.Result{BatchID: id, Chunk: r.Chunk, Line: r.Line, Succeeded: true, Output: output}
+		chunks := claimAll(id, b.N)
+		var refs []sluice.ResultRef
+		var off int64
+		for _, c := range chunks {
+			for i := range c.Lines {
+				refs = append(refs, sluice.ResultRef{BatchID: id, Chunk: c.Number, Index: i, Succeeded: true, Segment: "segments/x/owner-0-ok", Offset: off, Length: 600})
+				off += 600
+			}
 		}
 		b.ResetTimer()
-		for len(results) > 0 {
-			g := results[:min(64, len(results))]
-			results = results[len(g):]
+		for len(refs) > 0 {
+			g := refs[:min(256, len(refs))]
+			refs = refs[len(g):]
 			if _, err := s.CommitResults(ctx, "owner", g); err != nil {
 				b.Fatal(err)
 			}
 		}
+		perLine(b, b.N)
 	})
 }

@@ -44,38 +44,44 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE INDEX IF NOT EXISTS batches_status ON batches (status);
 CREATE INDEX IF NOT EXISTS batches_input ON batches (input_file_id);
 
--- One row per request line, written once at validation.
-CREATE TABLE IF NOT EXISTS requests (
-	batch_id  TEXT NOT NULL,
-	line      INTEGER NOT NULL,
-	chunk     INTEGER NOT NULL,
-	custom_id TEXT NOT NULL,
-	off       INTEGER NOT NULL,
-	len       INTEGER NOT NULL,
-	PRIMARY KEY (batch_id, line)
-) WITHOUT ROWID;
-
--- Leases are per chunk of lines. state: 0 pending, 1 leased, 2 done. remaining counts
--- the chunk's lines without a result.
+-- One row per chunk of up to 256 request lines: the lease unit. done is a 32-byte bitmap
+-- of the lines that have a result; remaining counts those that have none. state: 0
+-- pending, 1 leased, 2 done. index_off and index_len locate the chunk's block in the
+-- input file's line index, where its lines' offsets and custom_ids are.
 CREATE TABLE IF NOT EXISTS chunks (
 	batch_id    TEXT NOT NULL,
 	chunk       INTEGER NOT NULL,
-	first_line  INTEGER NOT NULL,
-	last_line   INTEGER NOT NULL,
+	lines       INTEGER NOT NULL,
+	done        BLOB NOT NULL,
 	remaining   INTEGER NOT NULL,
 	state       INTEGER NOT NULL DEFAULT 0,
 	owner       TEXT,
 	lease_until INTEGER,
+	index_off   INTEGER NOT NULL,
+	index_len   INTEGER NOT NULL,
 	PRIMARY KEY (batch_id, chunk)
 ) WITHOUT ROWID;
--- The heartbeat extends, and a start releases, the leased chunks only.
+-- Claims scan only the chunks not done; the heartbeat extends, and a start releases,
+-- the leased ones.
+CREATE INDEX IF NOT EXISTS chunks_open ON chunks (batch_id, chunk) WHERE state < 2;
 CREATE INDEX IF NOT EXISTS chunks_leased ON chunks (owner) WHERE state = 1;
 
--- At most one result per line, in line order per batch.
-CREATE TABLE IF NOT EXISTS results (
+-- Result segments: objects in the bucket that result lines are appended to, recorded
+-- before the first byte so that they go with the batch's work whatever happens.
+CREATE TABLE IF NOT EXISTS segments (
+	batch_id TEXT NOT NULL,
+	key      TEXT NOT NULL,
+	PRIMARY KEY (batch_id, key)
+) WITHOUT ROWID;
+
+-- Where the committed result lines are: runs of bytes in segments, in commit order.
+CREATE TABLE IF NOT EXISTS extents (
+	seq       INTEGER PRIMARY KEY,
 	batch_id  TEXT NOT NULL,
-	line      INTEGER NOT NULL,
 	succeeded INTEGER NOT NULL,
-	output    BLOB NOT NULL,
-	PRIMARY KEY (batch_id, line)
+	segment   TEXT NOT NULL,
+	off       INTEGER NOT NULL,
+	len       INTEGER NOT NULL,
+	lines     INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS extents_batch ON extents (batch_id, succeeded, seq);

@@ -42,7 +42,8 @@ type Store struct {
 	w *sql.DB // the one writer connection
 	r *sql.DB // readers
 
-	prepared map[string]*sql.Stmt // hot statements on the writer, by SQL text; read-only after Open
+	prepared  map[string]*sql.Stmt // hot statements on the writer, by SQL text; read-only after Open
+	findBatch *sql.Stmt            // FindBatchByID on the readers: polled by every client
 	now      func() time.Time
 	log      *slog.Logger
 }
@@ -79,9 +80,13 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	s.w, s.r = w, r
-	if _, err := w.ExecContext(ctx, schema); err != nil {
+	if err := migrate(ctx, w); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("migrate sqlite: %w", err)
+		return nil, err
+	}
+	if s.findBatch, err = r.PrepareContext(ctx, sqlFindBatch); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("prepare statement: %w", err)
 	}
 	s.prepared = make(map[string]*sql.Stmt)
 	for _, q := range hotStatements() {
@@ -105,11 +110,69 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	return s, nil
 }
 
+// schemaVersion is the PRAGMA user_version of the current schema. Version 0 with a
+// requests table is the first release's schema, which kept a row per request line and
+// every result's bytes.
+const schemaVersion = 2
+
+// migrate brings the database to the current schema.
+func migrate(ctx context.Context, w *sql.DB) error {
+	var version int
+	if err := w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("migrate sqlite: %w", err)
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("the database has schema version %d, newer than this sluice knows (%d); run a newer sluice", version, schemaVersion)
+	}
+	if version < schemaVersion {
+		var perLine int
+		if err := w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'requests'`).Scan(&perLine); err != nil {
+			return fmt.Errorf("migrate sqlite: %w", err)
+		}
+		if perLine > 0 {
+			if err := dropPerLineTables(ctx, w); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := w.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("migrate sqlite: %w", err)
+	}
+	if _, err := w.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return fmt.Errorf("migrate sqlite: %w", err)
+	}
+	return nil
+}
+
+// dropPerLineTables removes the first release's per-line tables. Their results cannot
+// be carried over (result bytes now live in the bucket), so a database with batches
+// still running refuses, rather than lose finished lines.
+func dropPerLineTables(ctx context.Context, w *sql.DB) error {
+	var running int
+	err := w.QueryRowContext(ctx, `SELECT count(*) FROM batches WHERE status IN ('in_progress', 'finalizing', 'cancelling')`).Scan(&running)
+	if err != nil {
+		return fmt.Errorf("migrate sqlite: %w", err)
+	}
+	if running > 0 {
+		return fmt.Errorf("the database holds %d batches running under the previous schema, which kept results in the database; "+
+			"let them finish with the previous sluice, or move the data folder away", running)
+	}
+	for _, q := range []string{`DROP TABLE IF EXISTS results`, `DROP TABLE IF EXISTS requests`, `DROP TABLE IF EXISTS chunks`} {
+		if _, err := w.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate sqlite: %w", err)
+		}
+	}
+	return nil
+}
+
 // Close implements sluice.Store.
 func (s *Store) Close() error {
 	var errs []error
 	for _, st := range s.prepared {
 		errs = append(errs, st.Close())
+	}
+	if s.findBatch != nil {
+		errs = append(errs, s.findBatch.Close())
 	}
 	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }

@@ -44,6 +44,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		cancelGrace = fs.Duration("cancel-grace", 0, "how long in-flight lines of a cancelled batch may finish (default 30s)")
 		maxUpload   = fs.Int64("max-upload-bytes", sluice.MaxFileBytes, "largest input file accepted")
+		maxRequests = fs.Int("max-requests", sluice.MaxRequests, "most request lines in one input file")
 		debugAddr   = fs.String("debug-addr", getenv("SLUICE_DEBUG_ADDR"), "serve /debug/pprof/ and /debug/vars here, e.g. 127.0.0.1:6060; off by default (SLUICE_DEBUG_ADDR)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -148,6 +149,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	eng, err := engine.New(store, bucket, cfg.domain(), &engine.Options{
 		Logger: logger, MaxAttempts: ec.MaxAttempts, RequestTimeout: ec.RequestTimeout, CancelGrace: max(ec.CancelGrace, *cancelGrace),
 		LeaseDuration: ec.LeaseDuration, BackoffBase: ec.BackoffBase, BackoffMax: ec.BackoffMax, MaxFileBytes: *maxUpload,
+		MaxRequests: *maxRequests,
 	})
 	if err != nil {
 		return err

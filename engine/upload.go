@@ -1,0 +1,122 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/sluice-batch/sluice"
+	"github.com/sluice-batch/sluice/jsonl"
+)
+
+// scanTee is an io.Reader over an upload that hands a copy of every byte it reads to a
+// scanner running in its own goroutine, so storing and scanning use a core each. At
+// most scanBuffers chunks are in flight: a scanner that falls behind slows the reads.
+type scanTee struct {
+	src  io.Reader
+	scan *jsonl.Scanner
+	cur  []byte        // filling
+	work chan []byte   // full chunks for the scanner
+	free chan []byte   // chunks the scanner is done with
+	done chan struct{} // closed when the scanner goroutine ends
+}
+
+const (
+	scanChunk   = 256 << 10
+	scanBuffers = 8
+)
+
+func newScanTee(src io.Reader, scan *jsonl.Scanner) *scanTee {
+	t := &scanTee{
+		src: src, scan: scan,
+		work: make(chan []byte, scanBuffers), free: make(chan []byte, scanBuffers), done: make(chan struct{}),
+	}
+	for range scanBuffers {
+		t.free <- make([]byte, 0, scanChunk)
+	}
+	t.cur = <-t.free
+	go func() {
+		defer close(t.done)
+		for b := range t.work {
+			_, _ = t.scan.Write(b) // never fails
+			t.free <- b[:0]
+		}
+	}()
+	return t
+}
+
+// Read implements io.Reader.
+func (t *scanTee) Read(p []byte) (int, error) {
+	n, err := t.src.Read(p)
+	for q := p[:n]; len(q) > 0; {
+		m := copy(t.cur[len(t.cur):cap(t.cur)], q)
+		t.cur = t.cur[:len(t.cur)+m]
+		q = q[m:]
+		if len(t.cur) == cap(t.cur) {
+			t.work <- t.cur
+			t.cur = <-t.free
+		}
+	}
+	return n, err
+}
+
+// finish hands the scanner what is left, waits for it, and returns its summary.
+func (t *scanTee) finish() (*jsonl.Summary, error) {
+	if len(t.cur) > 0 {
+		t.work <- t.cur
+		t.cur = nil
+	}
+	close(t.work)
+	<-t.done
+	return t.scan.Close()
+}
+
+// indexSink streams a line index to the bucket as the scan finds entries.
+type indexSink struct {
+	iw    *jsonl.IndexWriter
+	pw    *io.PipeWriter
+	put   chan error
+	size  int64
+	first int // line of the first entry
+}
+
+var errIndexAborted = errors.New("line index not wanted")
+
+func newIndexSink(ctx context.Context, bucket sluice.Bucket, key string) *indexSink {
+	pr, pw := io.Pipe()
+	s := &indexSink{iw: jsonl.NewIndexWriter(pw), pw: pw, put: make(chan error, 1)}
+	go func() {
+		_, err := bucket.Put(ctx, key, pr)
+		pr.CloseWithError(err) // unblocks the writer if Put stopped early
+		s.put <- err
+	}()
+	return s
+}
+
+func (s *indexSink) add(e jsonl.Entry) error {
+	if s.first == 0 {
+		s.first = e.Line
+	}
+	return s.iw.Add(e)
+}
+
+// finish writes the index's directory and waits until it is stored.
+func (s *indexSink) finish() (int64, error) {
+	size, err := s.iw.Close()
+	if err != nil {
+		s.pw.CloseWithError(err)
+		<-s.put
+		return 0, err
+	}
+	s.pw.Close()
+	if err := <-s.put; err != nil {
+		return 0, err
+	}
+	return size, nil
+}
+
+// abort stops the index: nothing is stored.
+func (s *indexSink) abort() {
+	s.pw.CloseWithError(errIndexAborted)
+	<-s.put
+}
