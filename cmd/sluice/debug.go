@@ -28,11 +28,12 @@ const (
 func tuneGC(getenv func(string) string, logger *slog.Logger) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
+		logger.Debug("garbage collection", "gogc", defaultGCPercent)
 	}
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
+		logger.Debug("garbage collection", "memory_limit", defaultMemoryLimit)
 	}
-	logger.Debug("garbage collection", "gogc", debug.SetGCPercent(-2), "memory_limit", debug.SetMemoryLimit(-1))
 }
 
 // startDebug serves the runtime's profiles (/debug/pprof/) and variables (/debug/vars,
