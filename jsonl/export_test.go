@@ -71,3 +71,6 @@ func ValidateLine(line []byte, chunk int) LineFields {
 	}
 	return lf
 }
+
+// Valid is the validator AppendResponse checks answers with.
+var Valid = valid

@@ -109,3 +109,16 @@ func FuzzDispatchBody(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValid checks the validator answers are checked with against json.Valid, on any
+// bytes: newlines and carriage returns included, as answers have them.
+func FuzzValid(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, "{\n \"a\" : [1, 2.5e-3, true, null]\r\n}\n", `"x`, `[1,]`, ` `, ``, `01`, `-`, `{"a":"\u00e9\ud83d"}`, "\"\x01\"", `[[[[]]]]`, `{"a":1}{`, `nul`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, want := jsonl.Valid(data), json.Valid(data); got != want {
+			t.Fatalf("Valid(%q): got %t, want %t as json.Valid", data, got, want)
+		}
+	})
+}

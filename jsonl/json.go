@@ -936,3 +936,14 @@ func decodeString(raw []byte) []byte {
 	}
 	return []byte(s)
 }
+
+// valid reports whether data is one JSON value, with whitespace around it allowed,
+// exactly as json.Valid does, with the machine reading data in one piece: a few times
+// faster than json.Valid, which checks every byte through a function call.
+func valid(data []byte) bool {
+	var m machine
+	m.reset()
+	m.whole = true
+	m.run(data)
+	return m.state != stBegin && m.eol()
+}

@@ -60,7 +60,7 @@ func appendBody(dst []byte, body []byte) []byte {
 		return appendUpstreamError(dst, "empty response body")
 	}
 	if bytes.IndexByte(body, '\n') < 0 && bytes.IndexByte(body, '\r') < 0 {
-		if json.Valid(body) {
+		if valid(body) {
 			return append(dst, body...)
 		}
 	} else {
