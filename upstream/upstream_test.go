@@ -69,6 +69,54 @@ func TestDoWithoutKeySendsNone(t *testing.T) {
 	}
 }
 
+// An empty body goes with Content-Length 0, not chunked: a server reading the body
+// of a chunked request before it looks at the connection would miss a hang-up.
+func TestDoEmptyBody(t *testing.T) {
+	t.Parallel()
+	c := MustServe(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 || len(r.TransferEncoding) != 0 {
+			http.Error(w, fmt.Sprint(r.ContentLength, r.TransferEncoding), http.StatusBadRequest)
+		}
+	})
+	resp, err := c.Do(t.Context(), "/x", nil, nil)
+	if err != nil || resp.Status != http.StatusOK {
+		t.Fatalf("got %d %s, %v; want 200", resp.Status, resp.Body, err)
+	}
+}
+
+// A given http.Client lends its transport; the client's own settings are not used.
+func TestDoUsesTheGivenTransport(t *testing.T) {
+	t.Parallel()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(ts.Close)
+	var used atomic.Int64
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		used.Add(1)
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	c := upstream.NewClient(sluice.Upstream{BaseURL: ts.URL}, &http.Client{Transport: rt})
+	if _, err := c.Do(t.Context(), "/x", []byte("{}"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if used.Load() != 1 {
+		t.Errorf("got %d requests through the given transport, want 1", used.Load())
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestBadBaseURL(t *testing.T) {
+	t.Parallel()
+	for _, base := range []string{"ftp://x/v1", "not a url\x7f", "/relative"} {
+		c := upstream.NewClient(sluice.Upstream{BaseURL: base, MaxConcurrency: 1}, nil)
+		if _, err := c.Do(t.Context(), "/x", nil, nil); err == nil {
+			t.Errorf("base %q: got nil error, want one", base)
+		}
+	}
+}
+
 // Bodies of a known length are read into the caller's buffer when it is big enough, so
 // a worker reuses one buffer; a bigger body, or one of unknown length, still arrives
 // whole.
