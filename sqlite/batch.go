@@ -71,12 +71,6 @@ func (s *Store) CreateBatch(ctx context.Context, b *sluice.Batch) error {
 	return interpret(err, "Batch", b.ID)
 }
 
-// FindBatchByID implements sluice.Store.
-func (s *Store) FindBatchByID(ctx context.Context, id string) (*sluice.Batch, error) {
-	b, err := scanBatch(s.findBatch.QueryRowContext(ctx, id))
-	return b, interpret(err, "Batch", id)
-}
-
 // FindBatches implements sluice.Store.
 func (s *Store) FindBatches(ctx context.Context, filter sluice.BatchFilter) ([]*sluice.Batch, bool, error) {
 	var (
@@ -207,7 +201,13 @@ func (s *Store) UpdateBatch(ctx context.Context, id string, upd sluice.BatchUpda
 	if err != nil {
 		return b, err
 	}
-	return b, interpret(tx.Commit(), "Batch", id)
+	return b, s.commitBatch(tx, b)
+}
+
+// commitBatch commits tx, which changed batch b to what it is now, and caches b.
+func (s *Store) commitBatch(tx *sql.Tx, b *sluice.Batch) error {
+	err := s.cache.commit(tx.Commit, func() { s.cache.put(b) }, b.ID)
+	return interpret(err, "Batch", b.ID)
 }
 
 // FinishBatch implements sluice.Store.
@@ -228,7 +228,7 @@ func (s *Store) FinishBatch(ctx context.Context, id string, files []*sluice.File
 	if err != nil {
 		return b, err
 	}
-	return b, interpret(tx.Commit(), "Batch", id)
+	return b, s.commitBatch(tx, b)
 }
 
 // --- chunks, results and segments ---
@@ -468,7 +468,12 @@ func (s *Store) CommitResults(ctx context.Context, owner string, refs []sluice.R
 			return 0, fmt.Errorf("commit results: count for %s: %w", id, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	err = s.cache.commit(tx.Commit, func() {
+		for _, id := range batchOrder {
+			s.cache.count(id, batches[id].completed, batches[id].failed)
+		}
+	}, batchOrder...)
+	if err != nil {
 		return 0, fmt.Errorf("commit results: %w", err)
 	}
 	return stored, nil

@@ -43,7 +43,8 @@ type Store struct {
 	r *sql.DB // readers
 
 	prepared  map[string]*sql.Stmt // hot statements on the writer, by SQL text; read-only after Open
-	findBatch *sql.Stmt            // FindBatchByID on the readers: polled by every client
+	findBatch *sql.Stmt            // FindBatchByID on the readers, when the cache misses
+	cache     *batchCache
 	now      func() time.Time
 	log      *slog.Logger
 }
@@ -55,7 +56,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	s := &Store{now: opts.NowFunc, log: opts.Logger}
+	s := &Store{now: opts.NowFunc, log: opts.Logger, cache: newBatchCache()}
 	if s.now == nil {
 		s.now = time.Now
 	}
