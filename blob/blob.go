@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/sluice-batch/sluice"
 )
@@ -64,7 +65,10 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	n, err := io.Copy(tmp, ctxReader{ctx, r})
+	w := &syncingWriter{f: tmp}
+	bp := copyBufs.Get().(*[]byte)
+	n, err := io.CopyBuffer(w, ctxReader{ctx, r}, *bp)
+	copyBufs.Put(bp)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -81,6 +85,31 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}
 	return n, nil
+}
+
+// copyBufs hold Put's copy buffers: large, so that a 200 MB upload is hundreds of
+// writes, not thousands.
+var copyBufs = sync.Pool{New: func() any {
+	b := make([]byte, 1<<20)
+	return &b
+}}
+
+// syncingWriter writes to a file and starts the write-back of every 8 MiB as it goes,
+// so the disk works while the copy goes on and the sync at the end has little left.
+type syncingWriter struct {
+	f       *os.File
+	written int64
+	started int64 // bytes whose write-back was started
+}
+
+func (w *syncingWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.written += int64(n)
+	if w.written-w.started >= 8<<20 {
+		startWriteback(w.f, w.started, w.written-w.started)
+		w.started = w.written
+	}
+	return n, err
 }
 
 // Get implements sluice.Bucket.

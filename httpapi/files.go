@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,17 +18,22 @@ import (
 // maxFieldBytes bounds a non-file multipart field.
 const maxFieldBytes = 4 << 10
 
+// uploadBuffer is the read buffer under an upload's multipart reader.
+const uploadBuffer = 256 << 10
+
 // handleFileUpload streams a multipart upload into the service: the file part is never
 // held in memory. Fields may come before or after the file part, as SDKs differ.
 func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error {
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct != "multipart/form-data" {
 		return sluice.Errorf(sluice.KindInvalid, "Uploads must be sent as multipart/form-data with the fields 'purpose' and 'file'.")
 	}
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return sluice.Errorf(sluice.KindInvalid, "The multipart body could not be read: %v.", err)
+	if params["boundary"] == "" {
+		return sluice.Errorf(sluice.KindInvalid, "The multipart body could not be read: the Content-Type has no boundary.")
 	}
+	// The multipart reader reads in pieces of a few kilobytes; a large buffer under it
+	// turns those into copies, and the body into few large reads of the connection.
+	mr := multipart.NewReader(bufio.NewReaderSize(r.Body, uploadBuffer), params["boundary"])
 	var (
 		file           *sluice.File
 		purpose        string
