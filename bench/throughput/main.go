@@ -42,6 +42,7 @@ type config struct {
 	lines       int
 	concurrency int
 	serveArgs   []string
+	serveEnv    []string
 	allocs      bool
 	poll        time.Duration
 	timeout     time.Duration
@@ -53,6 +54,7 @@ func run() error {
 		cfg       config
 		rounds    = flag.Int("rounds", 3, "measurements of each side; medians are reported")
 		latency   = flag.String("latency", "0s", "simulator latency per request")
+		serveEnv  = flag.String("serve-env", "", "environment for the measured `sluice serve` only, split on spaces, e.g. \"GOGC=200 GOMEMLIMIT=96MiB\"")
 		serveArgs = flag.String("serve-args", "", "extra arguments for `sluice serve`, split on spaces, e.g. \"--max-upload-bytes 2000000000\"")
 		cpuTable  = flag.Bool("cpu", false, "print CPU per line of each process, the simulator's too, instead of the two tables")
 		verbose   = flag.Bool("v", false, "show the logs of sluice and the simulator, GC traces included")
@@ -71,6 +73,7 @@ func run() error {
 		return errors.New("-rounds, -lines and -concurrency must be positive")
 	}
 	cfg.serveArgs = strings.Fields(*serveArgs)
+	cfg.serveEnv = strings.Fields(*serveEnv)
 	cfg.stderr = io.Discard
 	if *verbose {
 		cfg.stderr = os.Stderr
@@ -260,7 +263,7 @@ func (s sluiceRun) total() time.Duration {
 func sluicePipeline(cfg config, sim *harness.Child, input []byte) (sluiceRun, error) {
 	child, err := harness.StartServe(harness.Serve{
 		Bin: cfg.bin, Upstream: sim.URL, Deployment: harness.Deployment, Concurrency: cfg.concurrency,
-		Args: serveArgs(cfg), Env: []string{"GODEBUG=gctrace=1"}, Stderr: cfg.stderr,
+		Args: serveArgs(cfg), Env: append([]string{"GODEBUG=gctrace=1"}, cfg.serveEnv...), Stderr: cfg.stderr,
 	})
 	if err != nil {
 		return sluiceRun{}, err

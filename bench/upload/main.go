@@ -23,6 +23,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
@@ -234,11 +235,9 @@ func (b *baseline) handleUpload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want multipart/form-data", http.StatusBadRequest)
 		return
 	}
-	mr, err := r.MultipartReader()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
+	_, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	// The same read buffer as sluice puts under its multipart reader.
+	mr := multipart.NewReader(bufio.NewReaderSize(r.Body, 256<<10), params["boundary"])
 	var n int64 = -1
 	var name string
 	for {
