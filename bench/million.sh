@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Sluice's peak RSS on a 1,000,000-line batch next to a 100,000-line one: one round of
-# bench/throughput each, simulator latency 0s, the same serve flags. Memory must not
-# grow with the line count. Prints both throughput rows and a memory table.
+# bench/throughput each, simulator latency 0s, the same serve flags, lines of about
+# LINE_BYTES (default 2000: the big input is 2 GB). Memory must not grow with the line
+# count. Prints both throughput rows and a memory table.
 #   bash bench/million.sh [BIG_LINES] [SMALL_LINES]
 # Environment: SLUICE, a sluice binary to measure instead of one built from this tree;
-# SERVE_ARGS, the serve flags (default --max-requests 1000000 --max-upload-bytes 2000000000).
+# SERVE_ARGS, the serve flags (default --max-requests 1000000 --max-upload-bytes 2100000000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 big=${1:-1000000}
@@ -12,7 +13,7 @@ small=${2:-100000}
 if [[ -v SERVE_ARGS ]]; then
 	serve_args=$SERVE_ARGS
 else
-	serve_args="--max-requests 1000000 --max-upload-bytes 2000000000"
+	serve_args="--max-requests 1000000 --max-upload-bytes 2100000000"
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -23,7 +24,7 @@ if [[ -z $sluice ]]; then
 fi
 go build -o "$tmp/throughput" ./bench/throughput
 for n in "$small" "$big"; do
-	if ! "$tmp/throughput" -sluice "$sluice" -lines "$n" -rounds 1 -latency 0s -serve-args "$serve_args" \
+	if ! "$tmp/throughput" -sluice "$sluice" -lines "$n" -rounds 1 -latency 0s -line-bytes "${LINE_BYTES:-2000}" -serve-args "$serve_args" \
 		>"$tmp/$n.md" 2>"$tmp/$n.err"; then
 		cat "$tmp/$n.err" >&2
 		echo "million: the $n-line run failed, so there is no memory comparison. It ran sluice serve with" \

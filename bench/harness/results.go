@@ -205,10 +205,20 @@ func skipSpace(line []byte, i int) int {
 const Deployment = "bench"
 
 // Requests returns n short chat-completion request lines for Deployment, with the custom_ids req-0 … req-(n-1) that an IDCheck expects.
-func Requests(n int) []byte {
+func Requests(n int) []byte { return RequestsSized(n, 0) }
+
+// RequestsSized is Requests with each line padded to about size bytes by a longer
+// user message; size 0 or below the short line's size pads nothing.
+func RequestsSized(n, size int) []byte {
 	var b bytes.Buffer
+	const filler = "Consider its price, its colour, its size and what customers said of it. "
 	for i := range n {
-		fmt.Fprintf(&b, `{"custom_id":"req-%d","method":"POST","url":"/v1/chat/completions","body":{"model":"`+Deployment+`","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Summarise item %d of the catalogue in one sentence."}],"max_tokens":16}}`+"\n", i, i)
+		start := b.Len()
+		fmt.Fprintf(&b, `{"custom_id":"req-%d","method":"POST","url":"/v1/chat/completions","body":{"model":"`+Deployment+`","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Summarise item %d of the catalogue in one sentence.`, i, i)
+		for pad := size - 100 - (b.Len() - start); pad > 0; pad -= len(filler) {
+			b.WriteString(filler[:min(pad, len(filler))])
+		}
+		b.WriteString(`"}],"max_tokens":16}}` + "\n")
 	}
 	return b.Bytes()
 }

@@ -1,6 +1,8 @@
 package harness_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -76,5 +78,23 @@ func TestIDCheck(t *testing.T) {
 				t.Errorf("got error %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestRequestsSized(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{0, 100, 2000, 5000} {
+		lines := bytes.Split(bytes.TrimSuffix(harness.RequestsSized(3, size), []byte("\n")), []byte("\n"))
+		if len(lines) != 3 {
+			t.Fatalf("size %d: got %d lines, want 3", size, len(lines))
+		}
+		for i, l := range lines {
+			if !json.Valid(l) {
+				t.Errorf("size %d line %d: not JSON: %s", size, i, l)
+			}
+			if size > 300 && (len(l) < size-100 || len(l) > size+100) {
+				t.Errorf("size %d line %d: got %d bytes", size, i, len(l))
+			}
+		}
 	}
 }

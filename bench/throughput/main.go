@@ -43,6 +43,7 @@ type config struct {
 	concurrency int
 	serveArgs   []string
 	serveEnv    []string
+	lineBytes   int
 	allocs      bool
 	poll        time.Duration
 	timeout     time.Duration
@@ -62,6 +63,7 @@ func run() error {
 	flag.StringVar(&cfg.bin, "sluice", "sluice", "path of the sluice binary")
 	flag.IntVar(&cfg.lines, "lines", 100000, "lines in the batch")
 	flag.IntVar(&cfg.concurrency, "concurrency", 64, "requests in flight, for both the plain client and sluice's upstream")
+	flag.IntVar(&cfg.lineBytes, "line-bytes", 0, "pad each request line to about this many bytes (0: short lines of about 250 bytes)")
 	flag.BoolVar(&cfg.allocs, "allocs", false, "start sluice with --debug-addr and read memstats.Mallocs from its /debug/vars before and after each round, for allocations per line")
 	flag.DurationVar(&cfg.poll, "poll", 10*time.Millisecond, "interval between polls of the file and batch")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "longest a sluice round may take")
@@ -93,7 +95,7 @@ func run() error {
 	}
 	probe.Stop()
 
-	input := harness.Requests(cfg.lines)
+	input := harness.RequestsSized(cfg.lines, cfg.lineBytes)
 	var plains []plainRun
 	var runs []sluiceRun
 	for r := range *rounds {
