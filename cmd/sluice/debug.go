@@ -21,7 +21,7 @@ import (
 // for any Go program.
 const (
 	defaultGCPercent   = 400
-	defaultMemoryLimit = 192 << 20
+	defaultMemoryLimit = 128 << 20
 )
 
 // tuneGC applies the defaults above unless the environment sets its own.
