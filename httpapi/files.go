@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
 	"mime"
-	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,7 +16,8 @@ import (
 // maxFieldBytes bounds a non-file multipart field.
 const maxFieldBytes = 4 << 10
 
-// uploadBuffer is the read buffer under an upload's multipart reader.
+// uploadBuffer is the read buffer of an upload's multipart reader: the body comes in
+// few large reads of the connection.
 const uploadBuffer = 256 << 10
 
 // handleFileUpload streams a multipart upload into the service: the file part is never
@@ -31,9 +30,7 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error 
 	if params["boundary"] == "" {
 		return sluice.Errorf(sluice.KindInvalid, "The multipart body could not be read: the Content-Type has no boundary.")
 	}
-	// The multipart reader reads in pieces of a few kilobytes; a large buffer under it
-	// turns those into copies, and the body into few large reads of the connection.
-	mr := multipart.NewReader(bufio.NewReaderSize(r.Body, uploadBuffer), params["boundary"])
+	mr := newFormReader(r.Body, params["boundary"], uploadBuffer)
 	var (
 		file           *sluice.File
 		purpose        string
