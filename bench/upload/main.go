@@ -1,8 +1,8 @@
 // Command upload measures how fast Sluice takes in a large batch input file, from the
 // first byte sent to the file reading processed, as a ratio to a plain Go HTTP server
 // in this process that receives the same multipart upload from the same client code
-// and streams the file part to disk (fsynced, as Sluice's folder bucket does) without
-// looking at it, measured in the same run.
+// and streams the whole body to disk (fsynced, as Sluice's folder bucket does) without
+// parsing or looking at it, measured in the same run: the least any upload must do.
 //
 //	go build -o /tmp/sluice ./cmd/sluice && go run ./bench/upload -sluice /tmp/sluice -mb 200 -lines 100000
 //
@@ -23,7 +23,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
@@ -185,8 +184,10 @@ func timeUpload(c *harness.Client, path string, size int64, poll time.Duration) 
 		return 0, err
 	}
 	d := time.Since(t0)
-	if file.Bytes != size {
-		return 0, fmt.Errorf("file %s has %d bytes, want %d", file.ID, file.Bytes, size)
+	// The baseline stores the whole multipart body: the file and a few hundred bytes
+	// of boundaries and headers.
+	if file.Bytes < size || file.Bytes > size+4096 {
+		return 0, fmt.Errorf("file %s has %d bytes, want the %d of the file and its multipart framing", file.ID, file.Bytes, size)
 	}
 	return d, nil
 }
@@ -235,31 +236,11 @@ func (b *baseline) handleUpload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want multipart/form-data", http.StatusBadRequest)
 		return
 	}
-	_, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	// The same read buffer as sluice puts under its multipart reader.
-	mr := multipart.NewReader(bufio.NewReaderSize(r.Body, 256<<10), params["boundary"])
-	var n int64 = -1
-	var name string
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if part.FormName() != "file" {
-			_, _ = io.Copy(io.Discard, part)
-			continue
-		}
-		if n, name, err = b.store(part); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-	}
-	if n < 0 {
-		http.Error(w, "no file part", http.StatusBadRequest)
+	// The least an upload must do: take the body off the connection and make it durable
+	// on disk. No multipart parsing: the body is stored whole, boundaries and all.
+	n, name, err := b.store(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -274,7 +255,7 @@ func (b *baseline) store(part io.Reader) (int64, string, error) {
 	b.mu.Lock()
 	b.paths = append(b.paths, f.Name())
 	b.mu.Unlock()
-	n, err := io.Copy(f, part)
+	n, err := io.CopyBuffer(struct{ io.Writer }{f}, part, make([]byte, 1<<20))
 	if err == nil {
 		err = f.Sync()
 	}
