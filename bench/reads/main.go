@@ -46,6 +46,7 @@ func run() error {
 		idleMax     = flag.Duration("idle-max", 10*time.Second, "longest idle run")
 		timeout     = flag.Duration("timeout", 30*time.Minute, "longest the batch may take")
 		serveArgs   = flag.String("serve-args", "", "extra arguments for `sluice serve`, split on spaces")
+		serveEnv    = flag.String("serve-env", "", "environment for `sluice serve` only, split on spaces, e.g. \"GOGC=800\"")
 		verbose     = flag.Bool("v", false, "show the logs of sluice and the simulator")
 	)
 	flag.Parse()
@@ -66,7 +67,7 @@ func run() error {
 	}
 	defer sim.Stop()
 	child, err := harness.StartServe(harness.Serve{Bin: *bin, Upstream: sim.URL, Deployment: harness.Deployment,
-		Concurrency: *concurrency, Args: strings.Fields(*serveArgs), Stderr: stderr})
+		Concurrency: *concurrency, Args: strings.Fields(*serveArgs), Env: strings.Fields(*serveEnv), Stderr: stderr})
 	if err != nil {
 		return err
 	}
