@@ -57,12 +57,8 @@ func BenchmarkLineLifecycle(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(lines), "ns/line")
 	}
 	b.Run("add", func(b *testing.B) {
-		n := 0
-		for b.Loop() {
-			newBatch(100_000)
-			n += 100_000
-		}
-		perLine(b, n)
+		newBatch(b.N)
+		perLine(b, b.N)
 	})
 	b.Run("claim", func(b *testing.B) {
 		id := newBatch(b.N)
