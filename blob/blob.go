@@ -25,6 +25,10 @@ import (
 // either its old bytes or all of the new ones, even across kill -9 or power loss.
 type Dir struct {
 	root string
+	// grow is held by Append from its size check to its sync, and by Compose's link
+	// from its size check to the link, so no byte is appended to a file after it is
+	// linked into a composed one.
+	grow sync.Mutex
 }
 
 var _ sluice.Bucket = (*Dir)(nil)
@@ -76,10 +80,7 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = os.MkdirAll(filepath.Dir(dst), 0o755)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), dst)
+		err = d.place(tmp.Name(), dst)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("put %s: %w", key, err)
@@ -184,14 +185,16 @@ func (d *Dir) Append(ctx context.Context, key string, offset int64, p []byte) er
 	if err != nil {
 		return err
 	}
+	d.grow.Lock()
+	defer d.grow.Unlock()
 	flag := os.O_WRONLY
 	if offset == 0 {
 		flag |= os.O_CREATE
 	}
-	f, err := os.OpenFile(dst, flag, 0o644)
+	f, err := os.OpenFile(dst, flag, 0o600)
 	if errors.Is(err, fs.ErrNotExist) && offset == 0 {
-		if err = os.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
-			f, err = os.OpenFile(dst, flag, 0o644)
+		if err = d.mkdirAll(filepath.Dir(dst)); err == nil {
+			f, err = os.OpenFile(dst, flag, 0o600)
 		}
 	}
 	if errors.Is(err, fs.ErrNotExist) {
@@ -273,6 +276,8 @@ func (d *Dir) link(p sluice.Part, dst string) (int64, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
+	d.grow.Lock()
+	defer d.grow.Unlock()
 	fi, err := os.Stat(src)
 	if err != nil {
 		return 0, false, translate(p.Key, err)
@@ -284,16 +289,22 @@ func (d *Dir) link(p sluice.Part, dst string) (int64, bool, error) {
 	if err := os.Link(src, tmp); err != nil {
 		return 0, false, nil // a folder that cannot link copies instead
 	}
-	if err := d.place(tmp, dst); err != nil {
-		os.Remove(tmp)
+	err = d.place(tmp, dst)
+	// When dst is already a link to the same file (a compose repeated after a crash),
+	// the rename does nothing and leaves tmp; it goes either way.
+	if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	if err != nil {
 		return 0, false, fmt.Errorf("compose %s: %w", p.Key, err)
 	}
 	return fi.Size(), true, nil
 }
 
-// place renames tmp to dst, creating dst's folder, and syncs the folder.
+// place renames tmp to dst, creating dst's folder, and syncs the folder, so the new
+// name survives a power loss.
 func (d *Dir) place(tmp, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := d.mkdirAll(filepath.Dir(dst)); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, dst); err != nil {
@@ -335,6 +346,24 @@ func (d *Dir) copyPart(ctx context.Context, w *os.File, p sluice.Part) (int64, e
 		return n, fmt.Errorf("compose from %s: %w", p.Key, err)
 	}
 	return n, nil
+}
+
+// mkdirAll creates dir and the folders above it that are missing, and syncs the folder
+// above each one it creates, so that a new folder's name is as durable as its files.
+func (d *Dir) mkdirAll(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir && len(parent) >= len(d.root) {
+		if err := d.mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return syncDir(parent)
 }
 
 // syncDir makes the entries of a folder durable.

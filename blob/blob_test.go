@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -247,4 +249,31 @@ func TestMem(t *testing.T) {
 	t.Parallel()
 	runBucketSuite(t, func(t *testing.T) sluice.Bucket { return blob.NewMem() })
 	runAppendCompose(t, func(t *testing.T) sluice.Bucket { return blob.NewMem() })
+}
+
+// A compose repeated after a crash links the same segment again: no temporary name is
+// left behind in the folder.
+func TestDirComposeTwiceLeavesNoTemporary(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	d, err := blob.OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := d.Append(ctx, "segments/b/s", 0, []byte("x\n")); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := d.Compose(ctx, "files/out", []sluice.Part{{Key: "segments/b/s", Length: 2}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left, err := os.ReadDir(filepath.Join(root, ".tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("got %d files left in .tmp, want none", len(left))
+	}
 }
