@@ -265,6 +265,12 @@ func (e *Engine) recoverUploads(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("mark interrupted upload %s: %w", f.ID, err)
 		}
+		// Bytes stored before the cut are of no use: the file can never be read.
+		for _, key := range []string{sluice.FileKey(f.ID), sluice.IndexKey(f.ID)} {
+			if err := e.bucket.Delete(ctx, key); err != nil {
+				e.log.WarnContext(ctx, "delete the bytes of an interrupted upload", "file_id", f.ID, "err", err)
+			}
+		}
 		e.log.InfoContext(ctx, "marked an upload cut off by a restart", "file_id", f.ID)
 	}
 	return nil

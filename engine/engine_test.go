@@ -429,7 +429,14 @@ func TestStartMarksInterruptedUploads(t *testing.T) {
 	if err := store.CreateFile(ctx, &sluice.File{ID: "file-cut", CreatedAt: time.Now(), Purpose: sluice.PurposeBatch, Status: sluice.FileStatusPending}); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.New(store, blob.NewMem(), []sluice.Deployment{{Name: "dep", Upstreams: []sluice.Upstream{{BaseURL: "http://127.0.0.1:1/v1"}}}}, nil)
+	// Its bytes were stored before the cut.
+	bucket := blob.NewMem()
+	for _, key := range []string{sluice.FileKey("file-cut"), sluice.IndexKey("file-cut")} {
+		if _, err := bucket.Put(ctx, key, strings.NewReader("bytes")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng, err := engine.New(store, bucket, []sluice.Deployment{{Name: "dep", Upstreams: []sluice.Upstream{{BaseURL: "http://127.0.0.1:1/v1"}}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,6 +444,11 @@ func TestStartMarksInterruptedUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Stop(ctx)
+	for _, key := range []string{sluice.FileKey("file-cut"), sluice.IndexKey("file-cut")} {
+		if _, err := bucket.Get(ctx, key); sluice.ErrorKind(err) != sluice.KindNotFound {
+			t.Errorf("%s after start: got %v, want the bytes deleted", key, err)
+		}
+	}
 	f, err := store.FindFileByID(ctx, "file-cut")
 	if err != nil {
 		t.Fatal(err)
