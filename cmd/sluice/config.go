@@ -103,8 +103,16 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("projects[%d].name is empty", i)
 		}
 	}
+	// A lease is extended every quarter of its length; shorter than a few seconds, a
+	// busy process loses leases on chunks it is still sending and sends them twice.
+	if l := c.Engine.LeaseDuration; l != 0 && l < minLeaseDuration {
+		return fmt.Errorf("engine.lease_duration %s is shorter than %s", l, minLeaseDuration)
+	}
 	return nil
 }
+
+// minLeaseDuration is the shortest engine.lease_duration accepted.
+const minLeaseDuration = 10 * time.Second
 
 func checkBaseURL(s string) error {
 	u, err := url.Parse(s)

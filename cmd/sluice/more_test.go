@@ -159,6 +159,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"bad-url", "deployments:\n  - name: d\n    upstreams:\n      - base_url: localhost:8000\n", "deployments[0].upstreams[0].base_url"},
 		{"duplicate", "deployments:\n  - name: d\n    upstreams: [{base_url: 'http://a'}]\n  - name: d\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[1].name"},
 		{"unknown-field", "deployment:\n  - name: d\n", "deployment"},
+		{"short-lease", "engine:\n  lease_duration: 8ms\n", "engine.lease_duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
