@@ -75,11 +75,11 @@ func (e *Engine) activate(ctx context.Context, b *sluice.Batch) {
 			return
 		}
 		r = &run{
-			id:      b.ID,
+			id:       b.ID,
 			fileKey:  sluice.FileKey(b.InputFileID),
 			indexKey: sluice.IndexKey(b.InputFileID),
-			path:    strings.TrimPrefix(jsonl.NormalizeEndpoint(b.Endpoint), "/v1"),
-			dep:     d,
+			path:     strings.TrimPrefix(jsonl.NormalizeEndpoint(b.Endpoint), "/v1"),
+			dep:      d,
 		}
 		r.ctx, r.cancel = context.WithCancel(e.hard)
 		e.runs[b.ID] = r

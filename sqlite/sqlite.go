@@ -45,8 +45,8 @@ type Store struct {
 	prepared  map[string]*sql.Stmt // hot statements on the writer, by SQL text; read-only after Open
 	findBatch *sql.Stmt            // FindBatchByID on the readers, when the cache misses
 	cache     *batchCache
-	now      func() time.Time
-	log      *slog.Logger
+	now       func() time.Time
+	log       *slog.Logger
 }
 
 var _ sluice.Store = (*Store)(nil)
