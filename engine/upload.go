@@ -76,7 +76,6 @@ type indexSink struct {
 	iw    *jsonl.IndexWriter
 	pw    *io.PipeWriter
 	put   chan error
-	size  int64
 	first int // line of the first entry
 }
 

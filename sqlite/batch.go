@@ -365,10 +365,9 @@ type chunkKey struct {
 
 // heldChunk is a chunk as a commit sees it: nil when owner does not hold it.
 type heldChunk struct {
-	done     sluice.Bitmap
-	lines    int
-	added    int
-	finished bool
+	done  sluice.Bitmap
+	lines int
+	added int
 }
 
 // CommitResults implements sluice.Store. Each chunk is read once and written once per

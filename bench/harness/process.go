@@ -94,7 +94,7 @@ func Start(bin, pattern string, opts *Options, args ...string) (*Child, error) {
 				c.stdout = append(c.stdout, sc.Text())
 			}
 			c.mu.Unlock()
-			if m := re.FindStringSubmatch(sc.Text()); m != nil && len(m) > 1 {
+			if m := re.FindStringSubmatch(sc.Text()); len(m) > 1 {
 				select {
 				case found <- m[1]:
 				default:
