@@ -1,0 +1,73 @@
+package tokens
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+)
+
+var jsonSeeds = []string{
+	``, ` `, `null`, `true`, `false`, `0`, `-0.5e+3`, `01`, `1.`, `.5`, `-`, `1e`, `"`, `"a`,
+	`"plain"`, `"esc \" \\ \/ \b \f \n \r \t"`, `"\u00e9\ud83d\ude00"`, `"\ud800"`, `"\udc00x"`,
+	`"\ud800\u0041"`, `"\u12"`, `"\x"`, "\"tab\there\"", `"é"`, `[]`, `[1,]`, `[1 2]`, `{}`,
+	`{"a":1,}`, `{"a" 1}`, `{1:2}`, `{"a":[{"b":null}]}`, `[[[[]]]]`, `{"a":1}x`, `nul`, `truex`,
+	`{"\u0061":"b"}`, "\"\xff\"",
+}
+
+// FuzzReader checks that the reader accepts exactly what encoding/json accepts and
+// decodes strings as it does.
+func FuzzReader(f *testing.F) {
+	for _, s := range jsonSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := reader{b: b}
+		err := r.skip()
+		if err == nil {
+			err = r.end()
+		}
+		if valid := json.Valid(b); (err == nil) != valid {
+			t.Fatalf("%q: reader error %v, json.Valid %v", b, err, valid)
+		}
+		if err != nil || !utf8.Valid(b) {
+			return
+		}
+		r = reader{b: b}
+		if r.peek() != '"' {
+			return
+		}
+		got, err := r.str()
+		if err != nil {
+			t.Fatalf("%q: %v", b, err)
+		}
+		var want string
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, []byte(want)) {
+			t.Errorf("%q: got %q, want %q", b, got, want)
+		}
+	})
+}
+
+func TestReaderDepth(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		depth int
+		ok    bool
+	}{
+		{"at-limit", maxDepth, true},
+		{"over-limit", maxDepth + 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := append(bytes.Repeat([]byte{'['}, tc.depth), bytes.Repeat([]byte{']'}, tc.depth)...)
+			r := reader{b: b}
+			if err := r.skip(); (err == nil) != tc.ok {
+				t.Errorf("got error %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}

@@ -1,0 +1,287 @@
+package tokens
+
+// This file splits ASCII text into the pieces the library's split regexps match, so that
+// most text never reaches the regexp engine. The regexps are matched by code that
+// regexp2cg generated (codec/regexp.gen.go in github.com/tiktoken-go/tokenizer v0.10.0),
+// and what counts is what that code does, which differs from the regexps' meaning, and
+// so from OpenAI's tiktoken, in two ways that the splitters below copy:
+//
+//   - Its ASCII bitmaps for [^\s\p{L}\p{N}] and [^\r\n\p{L}\p{N}] leave out DEL (0x7f).
+//     DEL is then in no class at all: no alternative matches at a DEL, so the engine
+//     skips it (it counts no tokens), and every run stops at one.
+//   - \s*[\r\n]+ backtracks \s* to the first \r or \n of the whitespace run, not the
+//     last: "\n \n" splits into "\n" and " \n".
+//
+// Everything else follows regexp2's semantics: leftmost-first alternation, greedy loops,
+// \s is unicode.IsSpace (for ASCII: \t \n \v \f \r and space), \p{L} is A-Z and a-z,
+// \p{Lu} A-Z, \p{Ll} a-z, \p{N} 0-9, and every other ASCII byte but DEL, control
+// characters included, is in [^\s\p{L}\p{N}].
+
+// text is what the splitters read: a string, or the bytes of a decoded JSON string.
+type text interface{ string | []byte }
+
+// splitter names an encoding's split regexp.
+type splitter uint8
+
+const (
+	// splitO200k is o200k_base's:
+	// [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+	// |[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+	// |\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+	splitO200k splitter = iota
+	// splitCl100k is cl100k_base's: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+
+	// |\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+	splitCl100k
+	// splitP50k is p50k_base's and r50k_base's:
+	// 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+	splitP50k
+)
+
+// del is the one ASCII byte that no alternative of a split regexp matches.
+const del = 0x7f
+
+// Classes of ASCII bytes, as the split regexps see them. Bytes from 0x80 and DEL have
+// none.
+const (
+	cUpper  = 1 << iota // \p{Lu}
+	cLower              // \p{Ll}
+	cDigit              // \p{N}
+	cSpace              // \s
+	cOther              // [^\s\p{L}\p{N}]
+	cPrefix             // [^\r\n\p{L}\p{N}]: the optional character before a word
+	cLetter = cUpper | cLower
+)
+
+// class holds the classes of each byte.
+var class = func() (t [256]uint8) {
+	for b := range 0x80 {
+		switch {
+		case b == del: // none
+		case 'A' <= b && b <= 'Z':
+			t[b] = cUpper
+		case 'a' <= b && b <= 'z':
+			t[b] = cLower
+		case '0' <= b && b <= '9':
+			t[b] = cDigit
+		case b == '\r' || b == '\n':
+			t[b] = cSpace
+		case b == ' ' || '\t' <= b && b <= '\f':
+			t[b] = cSpace | cPrefix
+		default:
+			t[b] = cOther | cPrefix
+		}
+	}
+	return t
+}()
+
+func is(b byte, c uint8) bool { return class[b]&c != 0 }
+
+func isNewline(b byte) bool { return b == '\r' || b == '\n' }
+
+// nextPiece returns the end of the piece of the ASCII text s that starts at i, where
+// s[i] is not DEL.
+func nextPiece[T text](sp splitter, s T, i int) int {
+	switch sp {
+	case splitO200k:
+		return nextO200k(s, i)
+	case splitCl100k:
+		return nextCl100k(s, i)
+	default:
+		return nextP50k(s, i)
+	}
+}
+
+func nextO200k[T text](s T, i int) int {
+	n, c := len(s), class[s[i]]
+	switch {
+	case c&cLetter != 0 || c&cPrefix != 0 && i+1 < n && is(s[i+1], cLetter):
+		// The two word alternatives: in ASCII, both match an optional prefix, the
+		// upper-case letters, then the lower-case ones (one of the two runs not empty),
+		// then a contraction.
+		j := i
+		if c&cLetter == 0 {
+			j++
+		}
+		for j < n && is(s[j], cUpper) {
+			j++
+		}
+		for j < n && is(s[j], cLower) {
+			j++
+		}
+		return contraction(s, j, true)
+	case c&cDigit != 0:
+		return digits(s, i, 3)
+	case c&cOther != 0 || s[i] == ' ' && i+1 < n && is(s[i+1], cOther):
+		j := others(s, i+1)
+		for j < n && (isNewline(s[j]) || s[j] == '/') {
+			j++
+		}
+		return j
+	}
+	return spaces(s, i, true)
+}
+
+func nextCl100k[T text](s T, i int) int {
+	n, c := len(s), class[s[i]]
+	if j := contraction(s, i, true); j > i {
+		return j
+	}
+	switch {
+	case c&cLetter != 0 || c&cPrefix != 0 && i+1 < n && is(s[i+1], cLetter):
+		j := i + 1
+		for j < n && is(s[j], cLetter) {
+			j++
+		}
+		return j
+	case c&cDigit != 0:
+		return digits(s, i, 3)
+	case c&cOther != 0 || s[i] == ' ' && i+1 < n && is(s[i+1], cOther):
+		j := others(s, i+1)
+		for j < n && isNewline(s[j]) {
+			j++
+		}
+		return j
+	}
+	return spaces(s, i, true)
+}
+
+func nextP50k[T text](s T, i int) int {
+	if j := contraction(s, i, false); j > i {
+		return j
+	}
+	j := i
+	if s[i] == ' ' {
+		j++
+	}
+	if j < len(s) {
+		// Each of " ?\p{L}+", " ?\p{N}+" and " ?[^\s\p{L}\p{N}]+" runs over one class.
+		if c := class[s[j]] & (cLetter | cDigit | cOther); c != 0 {
+			if c&cLetter != 0 {
+				c = cLetter
+			}
+			for j < len(s) && is(s[j], c) {
+				j++
+			}
+			return j
+		}
+	}
+	return spaces(s, i, false)
+}
+
+// contraction returns the end of the contraction 's, 't, 're, 've, 'm, 'll or 'd at i,
+// or i if there is none; fold makes it case-insensitive. (?i) also lets 's match the
+// long s, U+017F, which ASCII text does not hold.
+func contraction[T text](s T, i int, fold bool) int {
+	if i+1 >= len(s) || s[i] != '\'' {
+		return i
+	}
+	lower := func(b byte) byte {
+		if fold {
+			return b | 0x20 // exact here: only 'S' and 's' become 's', and so on
+		}
+		return b
+	}
+	switch lower(s[i+1]) {
+	case 's', 't', 'm', 'd':
+		return i + 2
+	case 'r', 'v':
+		if i+2 < len(s) && lower(s[i+2]) == 'e' {
+			return i + 3
+		}
+	case 'l':
+		if i+2 < len(s) && lower(s[i+2]) == 'l' {
+			return i + 3
+		}
+	}
+	return i
+}
+
+// digits returns the end of the run of at most max digits at i.
+func digits[T text](s T, i, max int) int {
+	j := i + 1
+	for j < len(s) && j-i < max && is(s[j], cDigit) {
+		j++
+	}
+	return j
+}
+
+// others returns the end of the run of [^\s\p{L}\p{N}] from i.
+func others[T text](s T, i int) int {
+	for i < len(s) && is(s[i], cOther) {
+		i++
+	}
+	return i
+}
+
+// spaces returns the end of the whitespace piece at i. With newlines (the regexp has
+// \s*[\r\n]+), that alternative comes first, ending (see the file comment) after the first run of \r and \n. Then
+// \s+(?!\S) takes the run, less its last space when a non-space follows, and \s+ takes
+// a lone space before a non-space.
+func spaces[T text](s T, i int, newlines bool) int {
+	e := i
+	for e < len(s) && is(s[e], cSpace) {
+		e++
+	}
+	if newlines {
+		for j := i; j < e; j++ {
+			if isNewline(s[j]) {
+				for j < e && isNewline(s[j]) {
+					j++
+				}
+				return j
+			}
+		}
+	}
+	if e == len(s) || e-i == 1 {
+		return e
+	}
+	return e - 1
+}
+
+// nextSegment returns the length of the first segment of s and whether it is ASCII.
+// Segments split s where the split regexps always split, before a space followed by
+// an ASCII letter, so each one can be counted on its own: a match that reaches such a
+// space starts there, and whatever comes after it, matches before it end at it the same
+// way the end of the text would end them. An ASCII segment ends at the last such place
+// before the first byte from 0x80; the other segment, which holds that byte, ends at the
+// next such place after it.
+func nextSegment[T text](s T) (int, bool) {
+	q := nonASCII(s)
+	if q < 0 {
+		return len(s), true
+	}
+	for p := q - 2; p > 0; p-- {
+		if isCut(s, p) {
+			return p, true
+		}
+	}
+	for p := q + 1; p < len(s); p++ {
+		if isCut(s, p) {
+			return p, false
+		}
+	}
+	return len(s), false
+}
+
+// isCut reports whether the split regexps always split s before s[p].
+func isCut[T text](s T, p int) bool {
+	return s[p] == ' ' && p+1 < len(s) && is(s[p+1], cLetter)
+}
+
+// nonASCII returns the index of the first byte of s from 0x80, or -1.
+func nonASCII[T text](s T) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if w&0x8080808080808080 != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return i
+		}
+	}
+	return -1
+}

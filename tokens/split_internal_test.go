@@ -1,0 +1,243 @@
+package tokens
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dlclark/regexp2/v2"
+)
+
+// MustCounters returns a Counter for each encoding.
+func MustCounters(tb testing.TB) []*Counter {
+	tb.Helper()
+	var cs []*Counter
+	for _, e := range encodings {
+		c, err := New(e)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// splitText returns the segments of s, and the pieces of its ASCII segments, as the
+// Counter splits them: ASCII pieces, then each segment that is not ASCII whole.
+func splitText(tb testing.TB, c *Counter, s string) []string {
+	tb.Helper()
+	var parts []string
+	for s != "" {
+		k, ascii := nextSegment(s)
+		if k <= 0 || k > len(s) {
+			tb.Fatalf("%q: got a segment of %d bytes", s, k)
+		}
+		seg := s[:k]
+		s = s[k:]
+		if !ascii {
+			if nonASCII(seg) < 0 {
+				tb.Fatalf("%q: got the ASCII segment %q as not ASCII", s, seg)
+			}
+			parts = append(parts, seg)
+			continue
+		}
+		if q := nonASCII(seg); q >= 0 {
+			tb.Fatalf("%q: got the segment %q as ASCII", s, seg)
+		}
+		for i := 0; i < len(seg); {
+			if seg[i] == del {
+				i++
+				continue
+			}
+			j := nextPiece(c.split, seg, i)
+			if j <= i || j > len(seg) {
+				tb.Fatalf("%q: got a piece from %d to %d", seg, i, j)
+			}
+			parts = append(parts, seg[i:j])
+			i = j
+		}
+	}
+	return parts
+}
+
+// splitRegexps are the library's split regexps (codec/*_base.go in
+// github.com/tiktoken-go/tokenizer v0.10.0). Compiled with the same options, they get
+// the engines the library's package registered for them, which are the ones it runs.
+var splitRegexps = map[splitter]*regexp2.Regexp{
+	splitO200k:  regexp2.MustCompile(`[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`, regexp2.None),
+	splitCl100k: regexp2.MustCompile(`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`, regexp2.None),
+	splitP50k:   regexp2.MustCompile(`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`, regexp2.None),
+}
+
+// libSplit returns the pieces the library's regexp splits s into.
+func libSplit(tb testing.TB, sp splitter, s string) []string {
+	tb.Helper()
+	var pieces []string
+	m, err := splitRegexps[sp].FindStringMatch(s)
+	for ; m != nil && err == nil; m, err = splitRegexps[sp].FindNextMatch(m) {
+		pieces = append(pieces, m.String())
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pieces
+}
+
+// checkText checks that c counts s as the library does, as a string and as bytes; that
+// c splits the ASCII segments of s into the library's pieces of s, and the others into
+// runs of them; and that each of those pieces, split alone, is the one piece, so the
+// library counts it alone as it does in s.
+func checkText(tb testing.TB, c *Counter, s string) {
+	tb.Helper()
+	want, err := c.codec.Count(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if got := c.Text(s); got != want {
+		tb.Errorf("%s: Text(%q): got %d, want %d", c.name, s, got, want)
+	}
+	if got := countText(c, []byte(s)); got != want {
+		tb.Errorf("%s: count(%q): got %d, want %d", c.name, s, got, want)
+	}
+	var pieces []string
+	for _, p := range splitText(tb, c, s) {
+		if nonASCII(p) >= 0 {
+			pieces = append(pieces, libSplit(tb, c.split, p)...)
+			continue
+		}
+		if alone := libSplit(tb, c.split, p); !slices.Equal(alone, []string{p}) {
+			tb.Errorf("%s: %q: the piece %q splits into %q", c.name, s, p, alone)
+		}
+		pieces = append(pieces, p)
+	}
+	if lib := libSplit(tb, c.split, s); !slices.Equal(pieces, lib) {
+		tb.Errorf("%s: %q: got the pieces %q, want %q", c.name, s, pieces, lib)
+	}
+}
+
+// fuzzSeeds are FuzzTextMatchesLibrary's seed corpus.
+var fuzzSeeds = []string{
+	"",
+	"The quick brown fox jumps over the lazy dog. Summarise item 123 of the catalogue.",
+	"I'm sure you'll see they've said we'd go; it's DON'T, it'S, THEY'RE, We'Ll, I'M, 'sup, x'l, 're",
+	"func main() {\n\tfmt.Println(\"hello\")\n\treturn x[i]+y/2 // done\n}\n",
+	`{"model":"gpt-4o","messages":[{"role":"user","content":"Hi!"}],"max_tokens":256}`,
+	"1234567 3.14159 -42 1e10 0x7f 2024-01-02T03:04:05Z 100,000,000",
+	"a  b   c\t\td \t e\n\nf\r\ng\r\n\r\nh \n \n i\v\fj   \n   ",
+	"!!! ?!. --- ... ;;; ''' \"\" ``` ~~~ ((( ))) [[ ]] {{ }} @#$%^&*_+=|\\<>",
+	"a/b//c\n", "x!/\n/\ny", " /\r\n/ ", "HTTPServer XMLHttpRequest iPhone eBay McDonald's",
+	"\x00\x01\x02 \x1b[31mred\x1b[0m \x1c\x1d\x1e\x1f a\x7fb \x7f\x7f \t\x7fz",
+	"   ", "\n", " ", "\t", "'", "'s", "A", "a'", "x'Re", "ll'll'LL",
+	"café naïve — “quoted” it’s 世界 👍🏽 ſ it'ſ", "ok \xff\xfe bytes \xe2\x80 cut", "Ünïcödé words mixed with ASCII words",
+}
+
+// FuzzTextMatchesLibrary checks that Counter counts any text as the library does, in
+// every encoding, and that its split agrees with the library's; see checkText.
+func FuzzTextMatchesLibrary(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s)
+	}
+	cs := MustCounters(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, c := range cs {
+			checkText(t, c, s)
+		}
+	})
+}
+
+// wordAtoms and atoms are the bits genText strings together: every class the split
+// regexps know, and their edges.
+var (
+	wordAtoms = []string{
+		"the", "of", "and", "catalogue", "Summarise", "Item", "HTML", "XMLParser", "iPhone", "aB", "Zz",
+		"x", "Q", "antidisestablishmentarianism",
+	}
+	atoms = append(slices.Clip(wordAtoms),
+		"'s", "'S", "'t", "'re", "'RE", "'Ve", "'m", "'ll", "'Ll", "'l", "'d", "'D", "'", "''", "'x", "n't", "N'T",
+		"0", "7", "12", "123", "1234", "1234567", "3.14", "-42", "1,000",
+		" ", "  ", "   ", "\t", "\n", "\r\n", "\r", "\v", "\f", " \n", "\n ", "\n\n", " \n \n", "\t\n\t", "\r\n\r\n", "        ",
+		".", ",", "!", "?", "...", "!!", "/", "//", "-", "--", "(", ")", "[", "]", "{", "}", "\"", ":", ";",
+		"<|endoftext|>", "`", "~", "@", "#", "$", "%", "^", "&", "*", "_", "+", "=", "|", "\\", "<", ">",
+		"\x00", "\x01", "\x08", "\x0e", "\x1b", "\x1c", "\x1f", "\x7f",
+	)
+)
+
+// wideAtoms are the bits that are not ASCII, which genText adds now and then.
+var wideAtoms = []string{"é", "’", "—", "世界", "👍🏽", "ſ", "\u00a0", "\u0085", "\u2028", "\xff", "\xe2\x80", "Ω", "ß"}
+
+// genText returns a text of about n bytes of atoms, with a word or a space more often
+// than the rest, and, if wide, now and then a bit that is not ASCII.
+func genText(rng *rand.Rand, n int, wide bool) string {
+	var sb strings.Builder
+	for sb.Len() < n {
+		switch r := rng.IntN(100); {
+		case wide && r == 0:
+			sb.WriteString(wideAtoms[rng.IntN(len(wideAtoms))])
+		case r < 30:
+			sb.WriteString(wordAtoms[rng.IntN(len(wordAtoms))])
+		case r < 55:
+			sb.WriteByte(' ')
+		default:
+			sb.WriteString(atoms[rng.IntN(len(atoms))])
+		}
+	}
+	return sb.String()
+}
+
+// TestTextMatchesLibraryCorpus checks, as FuzzTextMatchesLibrary does, a corpus of
+// generated texts: mostly ASCII, a quarter with bits that are not ASCII.
+func TestTextMatchesLibraryCorpus(t *testing.T) {
+	t.Parallel()
+	size := 1 << 20
+	if testing.Short() {
+		size = 64 << 10
+	}
+	for _, c := range MustCounters(t) {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(1, 2))
+			for done := 0; done < size; {
+				s := genText(rng, rng.IntN(2000), rng.IntN(4) == 0)
+				checkText(t, c, s)
+				done += len(s)
+			}
+		})
+	}
+}
+
+func TestSplit(t *testing.T) {
+	t.Parallel()
+	cs := MustCounters(t)
+	o200k, cl100k, p50k := cs[0], cs[1], cs[2]
+	for _, tc := range []struct {
+		name string
+		c    *Counter
+		text string
+		want []string
+	}{
+		{"o200k-words", o200k, "Hello world, HTMLParser iPhone", []string{"Hello", " world", ",", " HTMLParser", " i", "Phone"}},
+		{"o200k-contractions", o200k, "DON'T it'S we'Re 'sup x'l", []string{"DON'T", " it'S", " we'Re", " '", "sup", " x", "'l"}},
+		{"o200k-digits", o200k, "1234567 a1", []string{"123", "456", "7", " a", "1"}},
+		{"o200k-prefix", o200k, "\tfoo\vbar.baz\x00qux", []string{"\tfoo", "\vbar", ".baz", "\x00qux"}},
+		{"o200k-punctuation", o200k, "a/b//c\n !?\n/x", []string{"a", "/b", "//", "c", "\n", " !?\n/", "x"}},
+		{"o200k-spaces", o200k, "a   b\t \n  \n c  ", []string{"a", "  ", " b", "\t \n", "  \n", " c", "  "}},
+		{"o200k-first-newline", o200k, "\n \n\n\r\nx", []string{"\n", " \n\n\r\n", "x"}},
+		{"o200k-del", o200k, "a\x7fb \x7f!\x7f", []string{"a", "b", " ", "!"}},
+		{"o200k-segments", o200k, "It is café time. Now go", []string{"It", " is", " café", " time", ".", " Now", " go"}},
+		{"cl100k-contractions", cl100k, "DON'T it'S 'sup 're", []string{"DON", "'T", " it", "'S", " '", "sup", " '", "re"}},
+		{"cl100k-words", cl100k, "HTMLParser iPhone\tfoo", []string{"HTMLParser", " iPhone", "\tfoo"}},
+		{"cl100k-punctuation", cl100k, "a/b//c\n !?\n/x", []string{"a", "/b", "//", "c", "\n", " !?\n", "/x"}},
+		{"cl100k-first-newline", cl100k, "\n \n\n", []string{"\n", " \n\n"}},
+		{"p50k-contractions", p50k, "don't DON'T", []string{"don", "'t", " DON", "'", "T"}},
+		{"p50k-runs", p50k, "ab 12345 !? \tx\n\ny  ", []string{"ab", " 12345", " !?", " ", "\t", "x", "\n", "\n", "y", "  "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := splitText(t, tc.c, tc.text); !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+			checkText(t, tc.c, tc.text)
+		})
+	}
+}
