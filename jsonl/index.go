@@ -14,6 +14,10 @@ import (
 // indexMagic begins every index; its last byte is the format version.
 var indexMagic = []byte("SLIX\x02")
 
+// blockTokens, set in a block's entry count, says its entries end with a token count.
+// Blocks written before token counts were indexed lack it, and read with Tokens 0.
+const blockTokens = 1 << 9
+
 // errCorruptIndex reports an index that is truncated or was not written by an
 // IndexWriter.
 var errCorruptIndex = errors.New("jsonl: corrupt index")
@@ -25,7 +29,8 @@ var errCorruptIndex = errors.New("jsonl: corrupt index")
 // as a uvarint and, per entry: the line minus the previous entry's line (0 before the
 // first of the block), the offset minus the previous entry's end (offset plus length;
 // 0 before the first of the block), the length, the length of the custom_id, all
-// uvarints, and the custom_id's bytes; then the directory: the offset of each block and,
+// uvarints, the custom_id's bytes and the line's input tokens, a uvarint (present when
+// the count has bit 9 set, which every block written now has); then the directory: the offset of each block and,
 // last, the directory's own offset, each a little-endian uint64. A reader that knows how
 // many blocks there are (the lines over sluice.ChunkLines, rounded up) finds the
 // directory at the end, without a second read. For a scanned file an entry costs a few
@@ -59,7 +64,7 @@ func (iw *IndexWriter) Add(e Entry) error {
 		iw.err = fmt.Errorf("jsonl: write index: entry for line %d at %d comes after line %d at %d", e.Line, e.Offset, iw.prev.Line, iw.prev.Offset)
 		return iw.err
 	}
-	if e.Line < 0 || e.Offset < 0 || e.Length < 0 {
+	if e.Line < 0 || e.Offset < 0 || e.Length < 0 || e.Tokens < 0 {
 		iw.err = fmt.Errorf("jsonl: write index: entry %+v has a negative field", e)
 		return iw.err
 	}
@@ -72,7 +77,8 @@ func (iw *IndexWriter) Add(e Entry) error {
 	b = binary.AppendUvarint(b, uint64(e.Offset-prevEnd))
 	b = binary.AppendUvarint(b, uint64(e.Length))
 	b = binary.AppendUvarint(b, uint64(len(e.CustomID)))
-	iw.block = append(b, e.CustomID...)
+	b = append(b, e.CustomID...)
+	iw.block = binary.AppendUvarint(b, uint64(e.Tokens))
 	iw.prev = e
 	if iw.inBlock++; iw.inBlock == sluice.ChunkLines {
 		iw.flush()
@@ -84,7 +90,7 @@ func (iw *IndexWriter) Add(e Entry) error {
 func (iw *IndexWriter) flush() {
 	iw.dir = append(iw.dir, uint64(iw.off))
 	var head [binary.MaxVarintLen64]byte
-	iw.write(head[:binary.PutUvarint(head[:], uint64(iw.inBlock))])
+	iw.write(head[:binary.PutUvarint(head[:], uint64(iw.inBlock|blockTokens))])
 	iw.write(iw.block)
 	iw.block, iw.inBlock = iw.block[:0], 0
 }
@@ -168,6 +174,8 @@ func ParseIndexDirectory(dir []byte, size int64, blocks int) ([]Block, error) {
 func AppendBlock(dst []Entry, b []byte) ([]Entry, error) {
 	r := bytes.NewReader(b)
 	n, err := binary.ReadUvarint(r)
+	withTokens := n&blockTokens != 0
+	n &^= blockTokens
 	if err != nil || n == 0 || n > sluice.ChunkLines {
 		return dst, fmt.Errorf("%w: block of %d entries (%v)", errCorruptIndex, n, err)
 	}
@@ -190,6 +198,13 @@ func AppendBlock(dst []Entry, b []byte) ([]Entry, error) {
 		e.Offset = prevEnd + int64(do)
 		e.Length = int(length)
 		e.CustomID = string(b[pos : pos+int(idLen)])
+		if withTokens {
+			tokens, err := binary.ReadUvarint(r)
+			if err != nil || tokens > math.MaxInt32 {
+				return dst, fmt.Errorf("%w: entry %d: tokens: %v", errCorruptIndex, i, err)
+			}
+			e.Tokens = int(tokens)
+		}
 		prevEnd = e.Offset + int64(e.Length)
 		dst = append(dst, e)
 	}

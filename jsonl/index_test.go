@@ -2,6 +2,7 @@ package jsonl_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -68,7 +69,7 @@ func entriesOf(n int) []jsonl.Entry {
 			id = "ünï\"code-" + strings.Repeat("k", i%300)
 		}
 		line := i + 1 + i/10 // blank lines now and then
-		out[i] = jsonl.Entry{Line: line, Offset: off, Length: 100 + i%50, CustomID: id}
+		out[i] = jsonl.Entry{Line: line, Offset: off, Length: 100 + i%50, CustomID: id, Tokens: i * 37 % 5000}
 		off += int64(out[i].Length) + 1 + int64(i%3) // newlines, CRs, blank lines
 	}
 	return out
@@ -101,11 +102,35 @@ func TestIndexCompact(t *testing.T) {
 	t.Parallel()
 	entries := make([]jsonl.Entry, 1000)
 	for i := range entries {
-		entries[i] = jsonl.Entry{Line: i + 1, Offset: int64(i) * 101, Length: 100, CustomID: "req-0000"}
+		entries[i] = jsonl.Entry{Line: i + 1, Offset: int64(i) * 101, Length: 100, CustomID: "req-0000", Tokens: 1000}
 	}
 	data := writeIndex(t, entries)
-	if got, want := len(data), 1000*(4+len("req-0000"))+64; got > want {
+	if got, want := len(data), 1000*(6+len("req-0000"))+64; got > want {
 		t.Errorf("got %d bytes, want at most %d", got, want)
+	}
+}
+
+// A block written before token counts were indexed has no count flag and no counts:
+// its entries read with Tokens 0.
+func TestIndexBlockWithoutTokens(t *testing.T) {
+	t.Parallel()
+	var b []byte
+	b = binary.AppendUvarint(b, 2) // two entries, no token flag
+	for _, v := range []uint64{5, 10, 20, 3} {
+		b = binary.AppendUvarint(b, v)
+	}
+	b = append(b, "abc"...)
+	for _, v := range []uint64{1, 1, 30, 1} {
+		b = binary.AppendUvarint(b, v)
+	}
+	b = append(b, "d"...)
+	got, err := jsonl.AppendBlock(nil, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []jsonl.Entry{{Line: 5, Offset: 10, Length: 20, CustomID: "abc"}, {Line: 6, Offset: 31, Length: 30, CustomID: "d"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("entries (-want +got):\n%s", diff)
 	}
 }
 

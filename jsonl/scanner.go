@@ -15,6 +15,7 @@ type Entry struct {
 	Offset   int64  // byte offset of the first byte of the line (after any BOM when line 1)
 	Length   int    // bytes of the line, without "\n" and without a trailing "\r"
 	CustomID string // the line's custom_id, decoded
+	Tokens   int    // the line's input tokens, when counted
 }
 
 // Summary is what a scan learned.
