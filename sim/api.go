@@ -270,7 +270,7 @@ func (s *Server) chat(b, body []byte, model, id string) ([]byte, int, *apiError)
 		b = append(b, finishReason(cut)...)
 		b = append(b, `"}`...)
 	}
-	b = appendUsage(b, prompt, completion)
+	b = s.appendUsage(b, prompt, completion)
 	return b, completion, nil
 }
 
@@ -338,12 +338,16 @@ func (s *Server) completion(b, body []byte, model, id string) ([]byte, int, *api
 			b = append(b, `"}`...)
 		}
 	}
-	b = appendUsage(b, prompt, completion)
+	b = s.appendUsage(b, prompt, completion)
 	return b, completion, nil
 }
 
-// appendUsage closes the choices array and the object with their usage.
-func appendUsage(b []byte, prompt, completion int) []byte {
+// appendUsage closes the choices array and the object with their usage, or without
+// when the server reports none.
+func (s *Server) appendUsage(b []byte, prompt, completion int) []byte {
+	if s.noUsage {
+		return append(b, "]}\n"...)
+	}
 	b = append(b, `],"usage":{"prompt_tokens":`...)
 	b = appendInt(b, prompt)
 	b = append(b, `,"completion_tokens":`...)
@@ -437,6 +441,9 @@ func (s *Server) embedding(b, body []byte, model string) ([]byte, int, *apiError
 	}
 	b = append(b, `],"model":`...)
 	b = appendString(b, model)
+	if s.noUsage {
+		return append(b, "}\n"...), 0, nil
+	}
 	b = append(b, `,"usage":{"prompt_tokens":`...)
 	b = appendInt(b, prompt)
 	b = append(b, `,"total_tokens":`...)

@@ -38,11 +38,12 @@ type Options struct {
 	Seed            int64         // seed for the fault draws; 0 picks one from the clock
 	MaxTokens       int           // completion length when the request sets no max_tokens; default 16
 	Model           string        // model id listed by /v1/models; "" lists "sim"
+	NoUsage         bool          // answer without a usage object, as some servers do
 }
 
 // RegisterFlags adds the knobs as flags: -latency, -tokens-per-second, -max-concurrency,
 // -retry-after, -fail-rate, -rate-limit-rate, -hang-rate, -reset-rate, -seed,
-// -max-tokens, -model. Each flag's default is the field's current value, or the
+// -max-tokens, -model, -no-usage. Each flag's default is the field's current value, or the
 // default New would apply when the field is zero.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	if o.RetryAfter == 0 {
@@ -65,6 +66,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&o.Seed, "seed", o.Seed, "seed for the fault draws; 0 picks one from the clock")
 	fs.IntVar(&o.MaxTokens, "max-tokens", o.MaxTokens, "completion length when a request sets no max_tokens")
 	fs.StringVar(&o.Model, "model", o.Model, "model id listed by /v1/models")
+	fs.BoolVar(&o.NoUsage, "no-usage", o.NoUsage, "answer without a usage object, as some servers do")
 }
 
 // Validate returns an error naming the field when a rate is outside [0,1] or a number is

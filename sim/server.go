@@ -27,6 +27,7 @@ type Server struct {
 	tps       float64
 	maxConc   int64
 	maxTokens int
+	noUsage   bool
 	model     string
 	seed      int64
 	seedHi    uint64 // PCG seed half for the fault draws
@@ -92,6 +93,7 @@ func New(opts Options) *Server {
 		latency:   max(opts.Latency, 0),
 		maxConc:   int64(max(opts.MaxConcurrency, 0)),
 		maxTokens: opts.MaxTokens,
+		noUsage:   opts.NoUsage,
 		model:     opts.Model,
 		seed:      opts.Seed,
 		reset:     opts.ResetRate,

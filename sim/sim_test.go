@@ -906,3 +906,35 @@ func BenchmarkChatCompletionParallel(b *testing.B) {
 		}
 	})
 }
+
+// With NoUsage every endpoint answers valid JSON without a usage object, and the
+// rest of the answer is as before.
+func TestNoUsage(t *testing.T) {
+	t.Parallel()
+	_, plain := start(t, sim.Options{Seed: 7})
+	_, bare := start(t, sim.Options{Seed: 7, NoUsage: true})
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hello there"}]}`},
+		{"/v1/completions", `{"model":"m","prompt":"hello there"}`},
+		{"/v1/embeddings", `{"model":"m","input":"hello there"}`},
+	} {
+		_, with := post(t, plain, tc.path, tc.body, 200)
+		_, without := post(t, bare, tc.path, tc.body, 200)
+		var w, wo map[string]json.RawMessage
+		if err := json.Unmarshal(with, &w); err != nil {
+			t.Fatalf("%s: %v: %s", tc.path, err, with)
+		}
+		if err := json.Unmarshal(without, &wo); err != nil {
+			t.Fatalf("%s with NoUsage: %v: %s", tc.path, err, without)
+		}
+		if _, ok := w["usage"]; !ok {
+			t.Errorf("%s: the default answer has no usage: %s", tc.path, with)
+		}
+		if _, ok := wo["usage"]; ok {
+			t.Errorf("%s: NoUsage answered with usage: %s", tc.path, without)
+		}
+		if len(w) != len(wo)+1 {
+			t.Errorf("%s: got members %d with usage and %d without, want one fewer", tc.path, len(w), len(wo))
+		}
+	}
+}
