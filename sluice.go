@@ -66,6 +66,11 @@ type FileScan struct {
 	// IndexBytes is the size of the stored line index. 0 with Indexed set means an index
 	// in the format of an earlier version, which has no chunk directory.
 	IndexBytes int64
+	// Tokens is the input tokens of the request lines, counted with Encoding; the
+	// index holds each line's count. Encoding "" means the tokens were not counted (a
+	// file scanned by an earlier version, or with problems).
+	Tokens   int64
+	Encoding string
 }
 
 // Status is the state of a batch. Values are the wire strings.
@@ -121,12 +126,19 @@ type Batch struct {
 	InputFileID      string
 	CompletionWindow string
 	Status           Status
-	Deployment       string // the deployment every line names; "" until validated
+	Deployment       string // the deployment every line names; "" when the input names none
+	Model            string // the model the deployment serves, as the Batch object shows it
 	OutputFileID     string
 	ErrorFileID      string
 	Errors           []BatchError
 	Metadata         map[string]string
 	RequestCounts    RequestCounts
+
+	// InputTokens is what the batch holds of its deployment's enqueued-token quota
+	// while it is not terminal: the input tokens of its lines.
+	InputTokens int64
+	// Usage sums the usage of the finished lines, each counted once.
+	Usage Usage
 
 	// OutputExpiresAfter is the lifetime of the result files in seconds; 0 means none.
 	OutputExpiresAfter int64
@@ -144,9 +156,97 @@ type Batch struct {
 
 // Deployment is a named batch deployment: what a line's body.model names.
 type Deployment struct {
-	Name      string
-	Type      string // "global" or "datazone"
-	Upstreams []Upstream
+	Name  string
+	Type  string // "global" or "datazone"
+	Model string // the model it serves, shown on its batches; "" means Name
+	// Encoding is the tokenizer encoding its input is counted with, e.g. "o200k_base".
+	Encoding string
+	// Endpoints are the endpoints it serves, in normal form ("/v1/chat/completions").
+	Endpoints []string
+	// InputFormats are the kinds of input its model accepts: "text", and "image" when
+	// it takes images.
+	InputFormats []string
+	Quota        Quota
+	Price        Price
+	Upstreams    []Upstream
+}
+
+// ModelName returns the model the deployment serves.
+func (d *Deployment) ModelName() string {
+	if d.Model != "" {
+		return d.Model
+	}
+	return d.Name
+}
+
+// Serves reports whether the deployment serves endpoint, given in normal form.
+func (d *Deployment) Serves(endpoint string) bool {
+	for _, e := range d.Endpoints {
+		if e == endpoint {
+			return true
+		}
+	}
+	return false
+}
+
+// Endpoints are the endpoints a batch may name, in normal form.
+var Endpoints = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"}
+
+// Quota is a deployment's budget of enqueued tokens: the input tokens of its batches
+// that are not terminal.
+type Quota struct {
+	// EnqueuedTokenLimit is the most tokens its batches may hold; 0 means no limit.
+	EnqueuedTokenLimit int64
+	// Dynamic lets the deployment go past its limit, by DynamicShare of it, while its
+	// upstreams have idle capacity. Off, it never holds more than the limit.
+	Dynamic      bool
+	DynamicShare float64
+}
+
+// Limit returns the most tokens a batch may make the deployment hold now, given
+// whether its upstreams are idle; 0 means no limit.
+func (q Quota) Limit(idle bool) int64 {
+	if q.EnqueuedTokenLimit <= 0 || !q.Dynamic || !idle || q.DynamicShare <= 0 {
+		return q.EnqueuedTokenLimit
+	}
+	return q.EnqueuedTokenLimit + int64(float64(q.EnqueuedTokenLimit)*q.DynamicShare)
+}
+
+// Price is what a deployment's tokens cost, per million, before the batch discount.
+type Price struct {
+	Currency    string
+	Input       float64
+	CachedInput float64 // for input tokens read from the prompt cache
+	Output      float64
+	// BatchDiscount is the share taken off for batch work, 0.5 for half price.
+	BatchDiscount float64
+}
+
+// Cost returns what usage u costs at p, the discount taken off.
+func (p Price) Cost(u Usage) float64 {
+	cached := min(u.CachedTokens, u.InputTokens)
+	full := float64(u.InputTokens-cached)*p.Input + float64(cached)*p.CachedInput + float64(u.OutputTokens)*p.Output
+	return full / 1e6 * (1 - p.BatchDiscount)
+}
+
+// Usage counts tokens the way OpenAI's Batch object reports them.
+type Usage struct {
+	InputTokens     int64
+	CachedTokens    int64 // of InputTokens, read from the upstream's prompt cache
+	OutputTokens    int64
+	ReasoningTokens int64 // of OutputTokens
+	// EstimatedLines counts the lines whose usage Sluice counted with its tokenizer,
+	// because the upstream's response carried none.
+	EstimatedLines int64
+}
+
+// Add adds v to u.
+func (u *Usage) Add(v Usage) {
+	u.InputTokens += v.InputTokens
+	u.CachedTokens += v.CachedTokens
+	u.OutputTokens += v.OutputTokens
+	u.ReasoningTokens += v.ReasoningTokens
+	u.EstimatedLines += v.EstimatedLines
 }
 
 // Upstream is one OpenAI-compatible inference server serving a deployment.
@@ -205,6 +305,7 @@ type ResultRef struct {
 	Segment   string
 	Offset    int64 // where the result line starts in the segment
 	Length    int64 // bytes of the result line, its newline included
+	Usage     Usage // tokens the line used, added to the batch's when the result counts
 }
 
 // Extent is a run of result lines stored back to back in one segment, recorded by one

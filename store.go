@@ -26,6 +26,16 @@ type Store interface {
 
 	// CreateBatch inserts b. Returns KindConflict if the ID exists.
 	CreateBatch(ctx context.Context, b *Batch) error
+	// AdmitBatch inserts b, as CreateBatch does, if it fits its deployment's quota: if
+	// the tokens that b.Deployment's batches that are not terminal hold (their
+	// InputTokens), plus b.InputTokens, are at most limit, or limit is 0. Deciding and
+	// inserting are one step: concurrent admissions never pass the limit together. It
+	// returns the tokens the deployment holds afterwards, with b's when it was
+	// admitted, and whether it was.
+	AdmitBatch(ctx context.Context, b *Batch, limit int64) (held int64, admitted bool, err error)
+	// EnqueuedTokens returns, for every deployment that has a batch that is not
+	// terminal, the input tokens those batches hold.
+	EnqueuedTokens(ctx context.Context) (map[string]int64, error)
 	// FindBatchByID returns the batch. Returns KindNotFound.
 	FindBatchByID(ctx context.Context, id string) (*Batch, error)
 	// FindBatches returns the batches matching filter, and whether more follow.
@@ -58,7 +68,8 @@ type Store interface {
 	// CommitResults records, in one transaction, the results whose bytes are stored in
 	// segments: it sets each line's done bit, adds the lines to their batch's request
 	// counts, and records extents for their bytes, runs of refs back to back in a
-	// segment becoming one extent, in the order given. A result for a line that has one
+	// segment becoming one extent, in the order given, and adds their usage to their
+	// batch's. A result for a line that has one
 	// already (in the store, or earlier in refs), or whose chunk owner does not hold, is
 	// dropped: not counted and not in any extent. A chunk whose every line has a result
 	// is done and no longer leased. It returns how many results counted.
@@ -108,9 +119,10 @@ type FileUpdate struct {
 
 // BatchFilter selects batches. Zero fields select everything.
 type BatchFilter struct {
-	Status []Status // any of these
-	After  string   // ID cursor: batches that come after this one, newest first
-	Limit  int
+	Status     []Status // any of these
+	Deployment string   // batches of this deployment
+	After      string   // ID cursor: batches that come after this one, newest first
+	Limit      int
 }
 
 // BatchUpdate changes a batch. Nil fields are left as they are.

@@ -13,9 +13,13 @@ import (
 	"github.com/sluice-batch/sluice"
 )
 
-const batchColumns = `id, endpoint, input_file_id, completion_window, status, deployment, output_file_id,
+const batchColumns = `id, endpoint, input_file_id, completion_window, status, deployment, model, input_tokens,
+	usage_input, usage_cached, usage_output, usage_reasoning, usage_estimated, output_file_id,
 	error_file_id, errors, metadata, total, completed, failed, output_expires_after, created_at,
 	in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at`
+
+// notTerminal is the SQL list of the states whose batches hold quota.
+const notTerminal = `('validating', 'in_progress', 'finalizing', 'cancelling')`
 
 func scanBatch(row scanner) (*sluice.Batch, error) {
 	var (
@@ -27,8 +31,10 @@ func scanBatch(row scanner) (*sluice.Batch, error) {
 		failed, expired     sql.NullInt64
 		cancelling, cancel  sql.NullInt64
 	)
+	u := &b.Usage
 	err := row.Scan(&b.ID, &b.Endpoint, &b.InputFileID, &b.CompletionWindow, &b.Status, &b.Deployment,
-		&b.OutputFileID, &b.ErrorFileID, &errs, &meta, &b.RequestCounts.Total, &b.RequestCounts.Completed,
+		&b.Model, &b.InputTokens, &u.InputTokens, &u.CachedTokens, &u.OutputTokens, &u.ReasoningTokens,
+		&u.EstimatedLines, &b.OutputFileID, &b.ErrorFileID, &errs, &meta, &b.RequestCounts.Total, &b.RequestCounts.Completed,
 		&b.RequestCounts.Failed, &b.OutputExpiresAfter, &created, &inProgress, &expires, &finalizing, &done,
 		&failed, &expired, &cancelling, &cancel)
 	if err != nil {
@@ -53,22 +59,79 @@ func scanBatch(row scanner) (*sluice.Batch, error) {
 
 // CreateBatch implements sluice.Store.
 func (s *Store) CreateBatch(ctx context.Context, b *sluice.Batch) error {
+	_, _, err := s.AdmitBatch(ctx, b, 0)
+	return err
+}
+
+// AdmitBatch implements sluice.Store. The one writer connection makes the sum and the
+// insert one step.
+func (s *Store) AdmitBatch(ctx context.Context, b *sluice.Batch, limit int64) (int64, bool, error) {
 	errs, err := jsonOrNull(b.Errors, b.Errors == nil)
 	if err != nil {
-		return err
+		return 0, false, err
 	}
 	meta, err := jsonOrNull(b.Metadata, b.Metadata == nil)
 	if err != nil {
-		return err
+		return 0, false, err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO batches (`+batchColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		b.ID, b.Endpoint, b.InputFileID, b.CompletionWindow, b.Status, b.Deployment, b.OutputFileID,
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("create batch: %w", err)
+	}
+	defer tx.Rollback()
+	var held int64
+	err = tx.QueryRowContext(ctx, `SELECT coalesce(sum(input_tokens), 0) FROM batches
+		WHERE deployment = ? AND status IN `+notTerminal, b.Deployment).Scan(&held)
+	if err != nil {
+		return 0, false, fmt.Errorf("create batch: %w", err)
+	}
+	if limit > 0 && held+b.InputTokens > limit {
+		return held, false, nil
+	}
+	u := &b.Usage
+	_, err = tx.ExecContext(ctx, `INSERT INTO batches (`+batchColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		b.ID, b.Endpoint, b.InputFileID, b.CompletionWindow, b.Status, b.Deployment, b.Model, b.InputTokens,
+		u.InputTokens, u.CachedTokens, u.OutputTokens, u.ReasoningTokens, u.EstimatedLines, b.OutputFileID,
 		b.ErrorFileID, errs, meta, b.RequestCounts.Total, b.RequestCounts.Completed, b.RequestCounts.Failed,
 		b.OutputExpiresAfter, unix(b.CreatedAt), unixPtr(b.InProgressAt), unixPtr(b.ExpiresAt),
 		unixPtr(b.FinalizingAt), unixPtr(b.CompletedAt), unixPtr(b.FailedAt), unixPtr(b.ExpiredAt),
 		unixPtr(b.CancellingAt), unixPtr(b.CancelledAt))
-	return interpret(err, "Batch", b.ID)
+	if err != nil {
+		return held, false, interpret(err, "Batch", b.ID)
+	}
+	if err := tx.Commit(); err != nil {
+		return held, false, interpret(err, "Batch", b.ID)
+	}
+	if !b.Status.Terminal() {
+		held += b.InputTokens
+	}
+	return held, true, nil
+}
+
+// EnqueuedTokens implements sluice.Store.
+func (s *Store) EnqueuedTokens(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT deployment, sum(input_tokens) FROM batches
+		WHERE status IN `+notTerminal+` GROUP BY deployment`)
+	if err != nil {
+		return nil, fmt.Errorf("enqueued tokens: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]int64)
+	for rows.Next() {
+		var (
+			dep string
+			n   int64
+		)
+		if err := rows.Scan(&dep, &n); err != nil {
+			return nil, fmt.Errorf("enqueued tokens: %w", err)
+		}
+		out[dep] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("enqueued tokens: %w", err)
+	}
+	return out, nil
 }
 
 // FindBatches implements sluice.Store.
@@ -82,6 +145,10 @@ func (s *Store) FindBatches(ctx context.Context, filter sluice.BatchFilter) ([]*
 		for _, st := range filter.Status {
 			args = append(args, st)
 		}
+	}
+	if filter.Deployment != "" {
+		where = append(where, "deployment = ?")
+		args = append(args, filter.Deployment)
 	}
 	if filter.After != "" {
 		where = append(where, "seq < (SELECT seq FROM batches WHERE id = ?)")
@@ -246,7 +313,9 @@ const (
 			owner = CASE WHEN ? = 0 THEN NULL ELSE owner END,
 			lease_until = CASE WHEN ? = 0 THEN NULL ELSE lease_until END
 		WHERE batch_id = ? AND chunk = ?`
-	sqlCounts  = `UPDATE batches SET completed = completed + ?, failed = failed + ? WHERE id = ?`
+	sqlCounts = `UPDATE batches SET completed = completed + ?, failed = failed + ?,
+		usage_input = usage_input + ?, usage_cached = usage_cached + ?, usage_output = usage_output + ?,
+		usage_reasoning = usage_reasoning + ?, usage_estimated = usage_estimated + ? WHERE id = ?`
 	sqlExtent  = `INSERT INTO extents (batch_id, succeeded, segment, off, len, lines) VALUES (?, ?, ?, ?, ?, ?)`
 	sqlRelease = `UPDATE chunks SET state = 0, owner = NULL, lease_until = NULL
 		WHERE batch_id = ? AND chunk = ? AND state = 1 AND owner = ?`
@@ -381,7 +450,10 @@ func (s *Store) CommitResults(ctx context.Context, owner string, refs []sluice.R
 	chunks := make(map[chunkKey]*heldChunk)
 	var order []chunkKey
 	read := s.stmt(ctx, tx, sqlChunkForCommit)
-	type counts struct{ completed, failed int }
+	type counts struct {
+		completed, failed int
+		usage             sluice.Usage
+	}
 	batches := make(map[string]*counts)
 	var batchOrder []string
 	var run sluice.ResultRef // the extent being built; Lines counted in runLines
@@ -434,6 +506,7 @@ func (s *Store) CommitResults(ctx context.Context, owner string, refs []sluice.R
 		} else {
 			c.failed++
 		}
+		c.usage.Add(r.Usage)
 		stored++
 		if runLines > 0 && run.BatchID == r.BatchID && run.Succeeded == r.Succeeded && run.Segment == r.Segment &&
 			run.Offset+run.Length == r.Offset {
@@ -463,13 +536,16 @@ func (s *Store) CommitResults(ctx context.Context, owner string, refs []sluice.R
 	count := s.stmt(ctx, tx, sqlCounts)
 	for _, id := range batchOrder {
 		c := batches[id]
-		if _, err := count.ExecContext(ctx, c.completed, c.failed, id); err != nil {
+		u := &c.usage
+		if _, err := count.ExecContext(ctx, c.completed, c.failed, u.InputTokens, u.CachedTokens, u.OutputTokens,
+			u.ReasoningTokens, u.EstimatedLines, id); err != nil {
 			return 0, fmt.Errorf("commit results: count for %s: %w", id, err)
 		}
 	}
 	err = s.cache.commit(tx.Commit, func() {
 		for _, id := range batchOrder {
-			s.cache.count(id, batches[id].completed, batches[id].failed)
+			c := batches[id]
+			s.cache.count(id, c.completed, c.failed, c.usage)
 		}
 	}, batchOrder...)
 	if err != nil {

@@ -82,10 +82,11 @@ func (c *batchCache) commit(commit func() error, apply func(), ids ...string) er
 }
 
 // count adds committed results to a cached batch; mu must be held.
-func (c *batchCache) count(id string, completed, failed int) {
+func (c *batchCache) count(id string, completed, failed int, usage sluice.Usage) {
 	if b := c.batches[id]; b != nil {
 		b.RequestCounts.Completed += completed
 		b.RequestCounts.Failed += failed
+		b.Usage.Add(usage)
 	}
 }
 

@@ -23,6 +23,13 @@ CREATE TABLE IF NOT EXISTS batches (
 	completion_window    TEXT NOT NULL,
 	status               TEXT NOT NULL,
 	deployment           TEXT NOT NULL DEFAULT '',
+	model                TEXT NOT NULL DEFAULT '',
+	input_tokens         INTEGER NOT NULL DEFAULT 0,
+	usage_input          INTEGER NOT NULL DEFAULT 0,
+	usage_cached         INTEGER NOT NULL DEFAULT 0,
+	usage_output         INTEGER NOT NULL DEFAULT 0,
+	usage_reasoning      INTEGER NOT NULL DEFAULT 0,
+	usage_estimated      INTEGER NOT NULL DEFAULT 0,
 	output_file_id       TEXT NOT NULL DEFAULT '',
 	error_file_id        TEXT NOT NULL DEFAULT '',
 	errors               TEXT,
@@ -43,6 +50,9 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE INDEX IF NOT EXISTS batches_status ON batches (status);
 CREATE INDEX IF NOT EXISTS batches_input ON batches (input_file_id);
+-- Admission sums the tokens of a deployment's batches that are not terminal.
+CREATE INDEX IF NOT EXISTS batches_enqueued ON batches (deployment)
+	WHERE status IN ('validating', 'in_progress', 'finalizing', 'cancelling');
 
 -- One row per chunk of up to 256 request lines: the lease unit. done is a 32-byte bitmap
 -- of the lines that have a result; remaining counts those that have none. state: 0

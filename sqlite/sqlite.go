@@ -114,7 +114,8 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 // schemaVersion is the PRAGMA user_version of the current schema. Version 0 with a
 // requests table is the first release's schema, which kept a row per request line and
 // every result's bytes.
-const schemaVersion = 2
+// Version 2 lacks the batches' token columns, which version 3 added.
+const schemaVersion = 3
 
 // migrate brings the database to the current schema.
 func migrate(ctx context.Context, w *sql.DB) error {
@@ -139,8 +140,53 @@ func migrate(ctx context.Context, w *sql.DB) error {
 	if _, err := w.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("migrate sqlite: %w", err)
 	}
+	if err := addColumns(ctx, w, "batches", tokenColumns); err != nil {
+		return err
+	}
 	if _, err := w.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
 		return fmt.Errorf("migrate sqlite: %w", err)
+	}
+	return nil
+}
+
+// tokenColumns are the batches' columns that schema version 3 added, with their types.
+var tokenColumns = [][2]string{
+	{"model", "TEXT NOT NULL DEFAULT ''"},
+	{"input_tokens", "INTEGER NOT NULL DEFAULT 0"},
+	{"usage_input", "INTEGER NOT NULL DEFAULT 0"},
+	{"usage_cached", "INTEGER NOT NULL DEFAULT 0"},
+	{"usage_output", "INTEGER NOT NULL DEFAULT 0"},
+	{"usage_reasoning", "INTEGER NOT NULL DEFAULT 0"},
+	{"usage_estimated", "INTEGER NOT NULL DEFAULT 0"},
+}
+
+// addColumns adds to table those of cols it lacks: CREATE TABLE IF NOT EXISTS leaves a
+// table of an earlier schema as it was.
+func addColumns(ctx context.Context, w *sql.DB, table string, cols [][2]string) error {
+	rows, err := w.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, table)
+	if err != nil {
+		return fmt.Errorf("migrate sqlite: %w", err)
+	}
+	have := make(map[string]bool)
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return fmt.Errorf("migrate sqlite: %w", err)
+		}
+		have[name] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("migrate sqlite: %w", err)
+	}
+	for _, c := range cols {
+		if have[c[0]] {
+			continue
+		}
+		if _, err := w.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN `+c[0]+` `+c[1]); err != nil {
+			return fmt.Errorf("migrate sqlite: add %s.%s: %w", table, c[0], err)
+		}
 	}
 	return nil
 }

@@ -19,8 +19,13 @@ func runBatches(t *testing.T, setup func(t *testing.T) sluice.Store) {
 			CompletionWindow: sluice.CompletionWindow,
 			Status:           sluice.StatusCancelled,
 			Deployment:       "gpt-4o-mini",
-			OutputFileID:     "file-out",
-			ErrorFileID:      "file-err",
+			Model:            "gpt-4o-mini-2024-07-18",
+			InputTokens:      123456789012,
+			Usage: sluice.Usage{
+				InputTokens: 900, CachedTokens: 300, OutputTokens: 80, ReasoningTokens: 20, EstimatedLines: 2,
+			},
+			OutputFileID: "file-out",
+			ErrorFileID:  "file-err",
 			Errors: []sluice.BatchError{
 				{Code: "invalid_json_line", Message: "Line 3 is not valid JSON.", Line: 3},
 				{Code: "token_limit_exceeded", Message: "Too many tokens.", Param: "body"},

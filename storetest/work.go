@@ -54,7 +54,27 @@ func ref(batchID string, ordinal int, succeeded bool, seg string, off, length in
 		Segment:   seg,
 		Offset:    off,
 		Length:    length,
+		Usage:     usageOf(ordinal),
 	}
+}
+
+// usageOf is the usage of the result of ordinal in the tests: counts differ, so that a
+// sum shows which results counted.
+func usageOf(ordinal int) sluice.Usage {
+	o := int64(ordinal)
+	return sluice.Usage{
+		InputTokens: 100 + o, CachedTokens: o % 3, OutputTokens: 10 + o%7, ReasoningTokens: o % 2,
+		EstimatedLines: o % 4 / 3,
+	}
+}
+
+// usageSum is the usage of the results of ordinals.
+func usageSum(ordinals ...int) sluice.Usage {
+	var u sluice.Usage
+	for _, o := range ordinals {
+		u.Add(usageOf(o))
+	}
+	return u
 }
 
 // lineBytes is the size of the result line of ordinal in the tests: sizes differ, so
@@ -497,6 +517,26 @@ func runCommits(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		}
 		if got := MustCountLeased(t, s, "batch-1", time.Now()); got != 0 {
 			t.Errorf("after every line: got %d leased, want 0", got)
+		}
+	})
+
+	// Usage is added once per line that counts: a repeat, a line of a chunk another owner
+	// holds, or one past the chunk's end adds nothing.
+	t.Run("CommitResults/Usage", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t)
+		runningBatch(t, s, "batch-1", twoChunks)
+		MustClaimChunks(t, s, "batch-1", "owner-a", 1, future()) // chunk 0 only
+		refs := appendRefs("batch-1", true, "seg-1", 0, 0, 1, 2, 3)
+		refs = append(refs, appendRefs("batch-1", false, "seg-2", 0, 4, 1)...) // 1 again: dropped
+		refs = append(refs, appendRefs("batch-1", true, "seg-3", 0, 260)...)   // chunk 1 not held
+		if got := MustCommitResults(t, s, "owner-a", refs); got != 5 {
+			t.Errorf("got %d counted, want 5", got)
+		}
+		MustCommitResults(t, s, "owner-a", appendRefs("batch-1", true, "seg-1", bytesOf(0, 1, 2, 3), 2, 5)) // 2 again
+		want := usageSum(0, 1, 2, 3, 4, 5)
+		if diff := cmp.Diff(want, MustFindBatchByID(t, s, "batch-1").Usage); diff != "" {
+			t.Errorf("usage mismatch (-want +got):\n%s", diff)
 		}
 	})
 

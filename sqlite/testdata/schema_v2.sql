@@ -1,0 +1,87 @@
+-- Schema of the embedded store. Timestamps the API shows are unix seconds; leases are
+-- unix milliseconds. seq columns give a stable order for ID cursors.
+CREATE TABLE IF NOT EXISTS files (
+	seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+	id             TEXT NOT NULL UNIQUE,
+	bytes          INTEGER NOT NULL DEFAULT 0,
+	created_at     INTEGER NOT NULL,
+	expires_at     INTEGER,
+	filename       TEXT NOT NULL DEFAULT '',
+	purpose        TEXT NOT NULL,
+	status         TEXT NOT NULL,
+	status_details TEXT NOT NULL DEFAULT '',
+	scan           TEXT
+);
+CREATE INDEX IF NOT EXISTS files_purpose ON files (purpose, seq);
+CREATE INDEX IF NOT EXISTS files_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS batches (
+	seq                  INTEGER PRIMARY KEY AUTOINCREMENT,
+	id                   TEXT NOT NULL UNIQUE,
+	endpoint             TEXT NOT NULL,
+	input_file_id        TEXT NOT NULL DEFAULT '',
+	completion_window    TEXT NOT NULL,
+	status               TEXT NOT NULL,
+	deployment           TEXT NOT NULL DEFAULT '',
+	output_file_id       TEXT NOT NULL DEFAULT '',
+	error_file_id        TEXT NOT NULL DEFAULT '',
+	errors               TEXT,
+	metadata             TEXT,
+	total                INTEGER NOT NULL DEFAULT 0,
+	completed            INTEGER NOT NULL DEFAULT 0,
+	failed               INTEGER NOT NULL DEFAULT 0,
+	output_expires_after INTEGER NOT NULL DEFAULT 0,
+	created_at           INTEGER NOT NULL,
+	in_progress_at       INTEGER,
+	expires_at           INTEGER,
+	finalizing_at        INTEGER,
+	completed_at         INTEGER,
+	failed_at            INTEGER,
+	expired_at           INTEGER,
+	cancelling_at        INTEGER,
+	cancelled_at         INTEGER
+);
+CREATE INDEX IF NOT EXISTS batches_status ON batches (status);
+CREATE INDEX IF NOT EXISTS batches_input ON batches (input_file_id);
+
+-- One row per chunk of up to 256 request lines: the lease unit. done is a 32-byte bitmap
+-- of the lines that have a result; remaining counts those that have none. state: 0
+-- pending, 1 leased, 2 done. index_off and index_len locate the chunk's block in the
+-- input file's line index, where its lines' offsets and custom_ids are.
+CREATE TABLE IF NOT EXISTS chunks (
+	batch_id    TEXT NOT NULL,
+	chunk       INTEGER NOT NULL,
+	lines       INTEGER NOT NULL,
+	done        BLOB NOT NULL,
+	remaining   INTEGER NOT NULL,
+	state       INTEGER NOT NULL DEFAULT 0,
+	owner       TEXT,
+	lease_until INTEGER,
+	index_off   INTEGER NOT NULL,
+	index_len   INTEGER NOT NULL,
+	PRIMARY KEY (batch_id, chunk)
+) WITHOUT ROWID;
+-- Claims scan only the chunks not done; the heartbeat extends, and a start releases,
+-- the leased ones.
+CREATE INDEX IF NOT EXISTS chunks_open ON chunks (batch_id, chunk) WHERE state < 2;
+CREATE INDEX IF NOT EXISTS chunks_leased ON chunks (owner) WHERE state = 1;
+
+-- Result segments: objects in the bucket that result lines are appended to, recorded
+-- before the first byte so that they go with the batch's work whatever happens.
+CREATE TABLE IF NOT EXISTS segments (
+	batch_id TEXT NOT NULL,
+	key      TEXT NOT NULL,
+	PRIMARY KEY (batch_id, key)
+) WITHOUT ROWID;
+
+-- Where the committed result lines are: runs of bytes in segments, in commit order.
+CREATE TABLE IF NOT EXISTS extents (
+	seq       INTEGER PRIMARY KEY,
+	batch_id  TEXT NOT NULL,
+	succeeded INTEGER NOT NULL,
+	segment   TEXT NOT NULL,
+	off       INTEGER NOT NULL,
+	len       INTEGER NOT NULL,
+	lines     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS extents_batch ON extents (batch_id, succeeded, seq);
