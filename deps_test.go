@@ -17,12 +17,13 @@ const module = "github.com/sluice-batch/sluice"
 var allowed = map[string][]string{
 	".":         nil,
 	"blob":      {"."},
-	"engine":    {".", "jsonl", "upstream"},
+	"engine":    {".", "jsonl", "tokens", "upstream"},
 	"httpapi":   {"."},
 	"jsonl":     {"."},
 	"sim":       {"."},
 	"sqlite":    {"."},
 	"storetest": {"."},
+	"tokens":    nil,
 	"upstream":  {"."},
 
 	// The benchmarks drive the binary from outside; they share only their harness.
@@ -35,6 +36,7 @@ var allowed = map[string][]string{
 // outside lists module-external imports each package may have beyond the standard library.
 var outside = map[string][]string{
 	"sqlite":    {"modernc.org/sqlite"},
+	"tokens":    {"github.com/tiktoken-go/tokenizer"},
 	"storetest": {"github.com/google/go-cmp/cmp", "github.com/google/go-cmp/cmp/cmpopts"},
 }
 

@@ -18,8 +18,13 @@ type Service interface {
 	// FileContent opens the bytes of a file. Returns KindNotFound.
 	FileContent(ctx context.Context, id string) (*File, io.ReadCloser, error)
 	// CreateBatch admits a batch; it starts in StatusValidating. Returns KindInvalid
-	// with Param set for a bad parameter.
-	CreateBatch(ctx context.Context, c BatchCreate) (*Batch, error)
+	// with Param set for a bad parameter, and KindInvalid with code
+	// token_limit_exceeded when the batch's tokens do not fit its deployment's quota.
+	// The Admission is set whenever the input names a deployment, refusals included.
+	// A dry run creates nothing and returns a nil Batch.
+	CreateBatch(ctx context.Context, c BatchCreate) (*Batch, *Admission, error)
+	// Deployments returns the batch deployments and their quota now, by name.
+	Deployments(ctx context.Context) ([]*DeploymentStatus, error)
 	// CancelBatch moves a running batch to StatusCancelling. Returns KindNotFound, or
 	// KindConflict when the batch already ended.
 	CancelBatch(ctx context.Context, id string) (*Batch, error)
@@ -39,6 +44,32 @@ type BatchCreate struct {
 	CompletionWindow   string
 	Metadata           map[string]string
 	OutputExpiresAfter int64 // seconds; 0 means none
+	// DryRun checks the input and the quota and answers whether the batch would be
+	// admitted now, without creating it.
+	DryRun bool
+}
+
+// Admission is what a batch create found of its deployment's enqueued-token quota.
+type Admission struct {
+	Deployment string
+	Tokens     int64 // the batch's input tokens
+	Enqueued   int64 // tokens the deployment's batches hold, after the call
+	Limit      int64 // the deployment's enqueued-token limit; 0 means none
+	// Allowed is what the batch could make the deployment hold: Limit, or more while
+	// dynamic quota lends idle capacity; 0 means no limit.
+	Allowed  int64
+	Admitted bool // the batch was created, or, for a dry run, would be now
+	// Problems are what validation would fail the batch with; a dry run reports them.
+	Problems []BatchError
+}
+
+// DeploymentStatus is a batch deployment and the state of its quota.
+type DeploymentStatus struct {
+	Deployment
+	Enqueued int64    // tokens its batches that are not terminal hold
+	Allowed  int64    // what a new batch may make it hold now; 0 means no limit
+	Idle     bool     // its upstreams have idle capacity
+	Batches  []*Batch // the batches holding its tokens, newest first
 }
 
 // FileKey is the Bucket key of a file's bytes.

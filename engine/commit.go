@@ -283,7 +283,7 @@ func (c *committer) appendStream(k segmentKey, rs []*result, refs []sluice.Resul
 		n := int64(len(*r.out))
 		refs = append(refs, sluice.ResultRef{
 			BatchID: k.batchID, Chunk: r.req.Chunk, Index: r.req.Index, Succeeded: k.succeeded,
-			Segment: seg.key, Offset: off, Length: n,
+			Segment: seg.key, Offset: off, Length: n, Usage: r.usage,
 		})
 		off += n
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-batch/sluice"
 	"github.com/sluice-batch/sluice/jsonl"
+	"github.com/sluice-batch/sluice/tokens"
 	"github.com/sluice-batch/sluice/upstream"
 )
 
@@ -21,6 +22,7 @@ type deployment struct {
 	sluice.Deployment
 	clients []*upstream.Client
 	jobs    chan job
+	counter *tokens.Counter // counts the tokens of its input and of answers without usage
 
 	mu   sync.Mutex
 	runs []*run // batches being dispatched, oldest first
@@ -33,6 +35,7 @@ type run struct {
 	fileKey   string
 	indexKey  string
 	path      string // upstream path, e.g. "/chat/completions"
+	endpoint  string // the endpoint in normal form, e.g. "/v1/chat/completions"
 	dep       *deployment
 	ctx       context.Context // ends when the batch is cancelled (after the grace) or the engine stops hard
 	cancel    context.CancelFunc
@@ -50,6 +53,7 @@ type line struct {
 	CustomID string
 	Offset   int64 // of the line in the input file
 	Length   int
+	Tokens   int // input tokens counted at upload; 0 when not counted
 }
 
 type job struct {
@@ -79,6 +83,7 @@ func (e *Engine) activate(ctx context.Context, b *sluice.Batch) {
 			fileKey:  sluice.FileKey(b.InputFileID),
 			indexKey: sluice.IndexKey(b.InputFileID),
 			path:     strings.TrimPrefix(jsonl.NormalizeEndpoint(b.Endpoint), "/v1"),
+			endpoint: jsonl.NormalizeEndpoint(b.Endpoint),
 			dep:      d,
 		}
 		r.ctx, r.cancel = context.WithCancel(e.hard)
@@ -261,7 +266,7 @@ func (e *Engine) unfinished(ctx context.Context, r *run, chunks []sluice.Chunk) 
 			if c.Done.Has(i) {
 				continue
 			}
-			out = append(out, line{BatchID: r.id, Chunk: c.Number, Index: i, Line: en.Line, CustomID: en.CustomID, Offset: en.Offset, Length: en.Length})
+			out = append(out, line{BatchID: r.id, Chunk: c.Number, Index: i, Line: en.Line, CustomID: en.CustomID, Offset: en.Offset, Length: en.Length, Tokens: en.Tokens})
 		}
 	}
 	return out, nil
@@ -327,11 +332,13 @@ type workerState struct {
 	ids    *idSource
 }
 
-// result is a finished line: its result line, newline included, in a pooled buffer.
+// result is a finished line: its result line, newline included, in a pooled buffer,
+// and the tokens it used.
 type result struct {
 	req       line
 	succeeded bool
 	out       *[]byte
+	usage     sluice.Usage
 }
 
 // send runs one line to its end: a result to commit, or ok false when ctx ended first
@@ -372,6 +379,7 @@ func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j 
 		var wait time.Duration
 		switch {
 		case err == nil && resp.Status >= 200 && resp.Status < 300:
+			res.usage = d.usage(j, body, resp.Body)
 			return finish(true, jsonl.AppendResponse((*res.out)[:0], id, j.req.CustomID, resp.Status, w.requestID(resp), resp.Body))
 		case err == nil && (!resp.Retryable() || attempt >= e.opts.MaxAttempts):
 			return finish(false, jsonl.AppendResponse((*res.out)[:0], id, j.req.CustomID, resp.Status, w.requestID(resp), resp.Body))
@@ -389,6 +397,25 @@ func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j 
 			return result{}, false
 		}
 	}
+}
+
+// usage returns the tokens a successful line used: what the upstream reported, or, when
+// it reported none, the line's input tokens and the answer's text counted with the
+// deployment's tokenizer.
+func (d *deployment) usage(j job, body, answer []byte) sluice.Usage {
+	if u, ok := jsonl.ParseUsage(answer); ok {
+		return u
+	}
+	u := sluice.Usage{InputTokens: int64(j.req.Tokens), EstimatedLines: 1}
+	if d.counter == nil {
+		return u
+	}
+	if u.InputTokens == 0 {
+		n, _ := d.counter.Request(j.run.endpoint, body)
+		u.InputTokens = int64(n)
+	}
+	u.OutputTokens = int64(d.counter.Output(j.run.endpoint, answer))
+	return u
 }
 
 // maxRetryAfter caps the wait an upstream's Retry-After can ask for.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-batch/sluice"
+	"github.com/sluice-batch/sluice/tokens"
 	"github.com/sluice-batch/sluice/upstream"
 )
 
@@ -112,6 +113,9 @@ type Engine struct {
 	log    *slog.Logger
 	now    func() time.Time
 	deps   map[string]*deployment
+	// counter counts the tokens of input that names no deployment, with the default
+	// encoding, so that its file still shows a count.
+	counter *tokens.Counter
 
 	notify chan struct{}
 	commit *committer
@@ -145,6 +149,22 @@ func New(store sluice.Store, bucket sluice.Bucket, deployments []sluice.Deployme
 		busy:    make(map[string]bool),
 		orphans: make(map[string]bool),
 	}
+	counters := make(map[string]*tokens.Counter)
+	counterOf := func(enc string) (*tokens.Counter, error) {
+		if c := counters[enc]; c != nil {
+			return c, nil
+		}
+		c, err := tokens.New(enc)
+		if err != nil {
+			return nil, err
+		}
+		counters[enc], counters[c.Encoding()] = c, c
+		return c, nil
+	}
+	var err error
+	if e.counter, err = counterOf(""); err != nil {
+		return nil, err
+	}
 	for _, d := range deployments {
 		if d.Name == "" {
 			return nil, errors.New("a deployment has no name")
@@ -156,6 +176,18 @@ func New(store sluice.Store, bucket sluice.Bucket, deployments []sluice.Deployme
 			return nil, fmt.Errorf("deployment %s is configured twice", d.Name)
 		}
 		dep := &deployment{Deployment: d, jobs: make(chan job, o.ClaimSize), wake: make(chan struct{}, 1)}
+		if dep.counter, err = counterOf(d.Encoding); err != nil {
+			return nil, fmt.Errorf("deployment %s: %w", d.Name, err)
+		}
+		if dep.Encoding == "" {
+			dep.Encoding = dep.counter.Encoding()
+		}
+		if dep.Endpoints == nil {
+			dep.Endpoints = sluice.Endpoints
+		}
+		if dep.InputFormats == nil {
+			dep.InputFormats = []string{"text", "image"}
+		}
 		for _, up := range d.Upstreams {
 			if up.MaxConcurrency <= 0 {
 				up.MaxConcurrency = 16
@@ -168,8 +200,16 @@ func New(store sluice.Store, bucket sluice.Bucket, deployments []sluice.Deployme
 	return e, nil
 }
 
-// Deployments returns the configured deployments.
-func (e *Engine) Deployments() []sluice.Deployment {
+// counterFor returns the token counter of the deployment model names, or the default.
+func (e *Engine) counterFor(model string) *tokens.Counter {
+	if d := e.deps[model]; d != nil {
+		return d.counter
+	}
+	return e.counter
+}
+
+// Configured returns the configured deployments, defaults filled in.
+func (e *Engine) Configured() []sluice.Deployment {
 	out := make([]sluice.Deployment, 0, len(e.deps))
 	for _, d := range e.deps {
 		out = append(out, d.Deployment)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,8 +19,10 @@ import (
 	"github.com/sluice-batch/sluice"
 	"github.com/sluice-batch/sluice/blob"
 	"github.com/sluice-batch/sluice/engine"
+	"github.com/sluice-batch/sluice/jsonl"
 	"github.com/sluice-batch/sluice/sim"
 	"github.com/sluice-batch/sluice/sqlite"
+	"github.com/sluice-batch/sluice/tokens"
 )
 
 // testBundle is an engine over a real SQLite store and an in-memory bucket, sending to
@@ -158,7 +161,7 @@ func (b *testBundle) MustRun(t *testing.T, input string) outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := b.eng.CreateBatch(ctx, sluice.BatchCreate{InputFileID: f.ID, Endpoint: "/chat/completions", CompletionWindow: "24h"})
+	batch, _, err := b.eng.CreateBatch(ctx, sluice.BatchCreate{InputFileID: f.ID, Endpoint: "/chat/completions", CompletionWindow: "24h"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +459,7 @@ func TestStartMarksInterruptedUploads(t *testing.T) {
 	if f.Status != sluice.FileStatusError || f.StatusDetails == "" {
 		t.Errorf("got status %s (%q), want error with details", f.Status, f.StatusDetails)
 	}
-	_, err = eng.CreateBatch(ctx, sluice.BatchCreate{InputFileID: "file-cut", Endpoint: "/v1/chat/completions", CompletionWindow: "24h"})
+	_, _, err = eng.CreateBatch(ctx, sluice.BatchCreate{InputFileID: "file-cut", Endpoint: "/v1/chat/completions", CompletionWindow: "24h"})
 	if sluice.ErrorKind(err) != sluice.KindInvalid {
 		t.Errorf("batch on an errored file: got %v, want KindInvalid", err)
 	}
@@ -551,7 +554,7 @@ func TestStopReturnsWhenTheStoreFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := eng.CreateBatch(ctx, sluice.BatchCreate{InputFileID: f.ID, Endpoint: "/chat/completions", CompletionWindow: "24h"}); err != nil {
+	if _, _, err := eng.CreateBatch(ctx, sluice.BatchCreate{InputFileID: f.ID, Endpoint: "/chat/completions", CompletionWindow: "24h"}); err != nil {
 		t.Fatal(err)
 	}
 	// The committer queue holds 4*CommitSize results; with 8 workers blocked on it too, 40
@@ -691,5 +694,63 @@ func TestFailedAppendsGoToNewSegments(t *testing.T) {
 	}
 	if keys := b.bucket.segmentKeys(); len(keys) < 3 {
 		t.Errorf("got segments %v, want several: failed appends move to new ones", keys)
+	}
+}
+
+// The upload counts every request line's input tokens: the file's total, and each
+// line's count in its index entry.
+func TestUploadCountsTokens(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) {}, engine.Options{})
+	input := lines(600)
+	f, err := b.eng.UploadFile(context.Background(), sluice.FileUpload{Filename: "in.jsonl", Body: strings.NewReader(input)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tokens.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	var wantEach []int
+	for _, l := range strings.Split(strings.TrimSpace(input), "\n") {
+		var req struct {
+			Body json.RawMessage `json:"body"`
+		}
+		_ = json.Unmarshal([]byte(l), &req)
+		n, err := c.Request("/v1/chat/completions", req.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want += int64(n)
+		wantEach = append(wantEach, n)
+	}
+	if f.Scan.Tokens != want || f.Scan.Encoding != "o200k_base" {
+		t.Errorf("scan: got %d tokens in %q, want %d in o200k_base", f.Scan.Tokens, f.Scan.Encoding, want)
+	}
+	rc, err := b.bucket.Get(context.Background(), sluice.IndexKey(f.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, _ := io.ReadAll(rc)
+	rc.Close()
+	blocks := jsonl.IndexBlocks(f.Scan.Requests)
+	dirSize := jsonl.IndexDirectorySize(blocks)
+	dir, err := jsonl.ParseIndexDirectory(index[int64(len(index))-dirSize:], int64(len(index)), blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, blk := range dir {
+		entries, err := jsonl.AppendBlock(nil, index[blk.Offset:blk.Offset+blk.Length])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			got = append(got, e.Tokens)
+		}
+	}
+	if !slices.Equal(got, wantEach) {
+		t.Errorf("index token counts differ from the tokenizer's")
 	}
 }

@@ -35,9 +35,15 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 	// client has gone away, or it would stay pending until the next start.
 	bg := context.WithoutCancel(ctx)
 	index := newIndexSink(bg, e.bucket, sluice.IndexKey(f.ID))
-	scan := jsonl.NewScanner(&jsonl.ScanOptions{MaxRequests: e.opts.MaxRequests, EntryFunc: index.add})
+	count := newLineCounter(e.counterFor)
+	var tokens int64
+	scan := jsonl.NewScanner(&jsonl.ScanOptions{MaxRequests: e.opts.MaxRequests, EntryFunc: func(en jsonl.Entry) error {
+		en.Tokens = count.wait(en.Line)
+		tokens += int64(en.Tokens)
+		return index.add(en)
+	}})
 	limited := &limitReader{r: up.Body, n: e.opts.MaxFileBytes}
-	tee := newScanTee(limited, scan)
+	tee := newScanTee(limited, scan, count)
 	n, err := e.bucket.Put(ctx, sluice.FileKey(f.ID), tee)
 	sum, scanErr := tee.finish()
 	if err != nil {
@@ -55,6 +61,7 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 			return nil, e.failUpload(ctx, f.ID, err)
 		}
 		fs.Indexed, fs.IndexBytes, fs.FirstLine = true, size, index.first
+		fs.Tokens, fs.Encoding = tokens, count.encoding()
 	} else {
 		index.abort()
 		if scanErr != nil {
@@ -133,38 +140,40 @@ func (e *Engine) FileContent(ctx context.Context, id string) (*sluice.File, io.R
 	return f, rc, nil
 }
 
-// CreateBatch implements sluice.Service.
-func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice.Batch, error) {
+// CreateBatch implements sluice.Service. A batch whose input is fit for it is admitted
+// against its deployment's quota in the same step as it is created; one whose input is
+// not is created holding no tokens, and validation fails it with the problems.
+func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice.Batch, *sluice.Admission, error) {
 	if c.InputFileID == "" {
-		return nil, sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'input_file_id'.").WithParam("input_file_id")
+		return nil, nil, sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'input_file_id'.").WithParam("input_file_id")
 	}
 	if jsonl.NormalizeEndpoint(c.Endpoint) == "" {
-		return nil, sluice.Errorf(sluice.KindInvalid,
-			"Invalid value for 'endpoint': %q. Supported values are '/chat/completions', '/completions' and '/embeddings', with or without the '/v1' prefix.", c.Endpoint).WithParam("endpoint")
+		return nil, nil, sluice.Errorf(sluice.KindInvalid,
+			"Invalid value for 'endpoint': %q. Supported values are '/chat/completions', '/completions', '/embeddings' and '/responses', with or without the '/v1' prefix.", c.Endpoint).WithParam("endpoint")
 	}
 	if c.CompletionWindow != sluice.CompletionWindow {
-		return nil, sluice.Errorf(sluice.KindInvalid, "Invalid value for 'completion_window': %q. The only supported value is '24h'.", c.CompletionWindow).WithParam("completion_window")
+		return nil, nil, sluice.Errorf(sluice.KindInvalid, "Invalid value for 'completion_window': %q. The only supported value is '24h'.", c.CompletionWindow).WithParam("completion_window")
 	}
 	if err := validateMetadata(c.Metadata); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if c.OutputExpiresAfter != 0 && (c.OutputExpiresAfter < sluice.MinFileExpiry || c.OutputExpiresAfter > sluice.MaxFileExpiry) {
-		return nil, sluice.Errorf(sluice.KindInvalid, "'output_expires_after.seconds' must be between %d (14 days) and %d (30 days).",
+		return nil, nil, sluice.Errorf(sluice.KindInvalid, "'output_expires_after.seconds' must be between %d (14 days) and %d (30 days).",
 			sluice.MinFileExpiry, sluice.MaxFileExpiry).WithParam("output_expires_after.seconds")
 	}
 	f, err := e.store.FindFileByID(ctx, c.InputFileID)
 	if sluice.ErrorKind(err) == sluice.KindNotFound {
-		return nil, sluice.Errorf(sluice.KindInvalid, "No such File object: %s.", c.InputFileID).WithParam("input_file_id").WithErr(err)
+		return nil, nil, sluice.Errorf(sluice.KindInvalid, "No such File object: %s.", c.InputFileID).WithParam("input_file_id").WithErr(err)
 	} else if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	switch {
 	case f.Purpose != sluice.PurposeBatch:
-		return nil, sluice.Errorf(sluice.KindInvalid, "The file %s has purpose %q; a batch needs a file uploaded with purpose 'batch'.", f.ID, f.Purpose).WithParam("input_file_id")
+		return nil, nil, sluice.Errorf(sluice.KindInvalid, "The file %s has purpose %q; a batch needs a file uploaded with purpose 'batch'.", f.ID, f.Purpose).WithParam("input_file_id")
 	case f.Status == sluice.FileStatusPending:
-		return nil, sluice.Errorf(sluice.KindInvalid, "The file %s is still being uploaded; retry when its status is 'processed'.", f.ID).WithParam("input_file_id")
+		return nil, nil, sluice.Errorf(sluice.KindInvalid, "The file %s is still being uploaded; retry when its status is 'processed'.", f.ID).WithParam("input_file_id")
 	case f.Status == sluice.FileStatusError:
-		return nil, sluice.Errorf(sluice.KindInvalid, "The file %s could not be processed: %s", f.ID, f.StatusDetails).WithParam("input_file_id")
+		return nil, nil, sluice.Errorf(sluice.KindInvalid, "The file %s could not be processed: %s", f.ID, f.StatusDetails).WithParam("input_file_id")
 	}
 	now := e.now().UTC().Truncate(time.Second)
 	b := &sluice.Batch{
@@ -178,11 +187,59 @@ func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 		CreatedAt:          now,
 		ExpiresAt:          sluice.Ptr(now.Add(24 * time.Hour)),
 	}
-	if err := e.store.CreateBatch(ctx, b); err != nil {
-		return nil, err
+	problems := e.checkInput(c.Endpoint, f)
+	var d *deployment
+	if f.Scan != nil {
+		d = e.deps[f.Scan.Model]
+	}
+	if d == nil {
+		// No deployment to hold tokens of: validation fails the batch.
+		if c.DryRun {
+			return nil, &sluice.Admission{Problems: problems}, nil
+		}
+		if err := e.store.CreateBatch(ctx, b); err != nil {
+			return nil, nil, err
+		}
+		e.Notify()
+		return b, nil, nil
+	}
+	b.Deployment, b.Model = d.Name, d.ModelName()
+	if len(problems) == 0 {
+		b.InputTokens = f.Scan.Tokens
+	}
+	a := &sluice.Admission{Deployment: d.Name, Tokens: b.InputTokens, Limit: d.Quota.EnqueuedTokenLimit,
+		Allowed: d.Quota.Limit(e.idle(d)), Problems: problems}
+	if c.DryRun || len(problems) > 0 {
+		held, err := e.store.EnqueuedTokens(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		a.Enqueued = held[d.Name]
+		if c.DryRun {
+			a.Admitted = len(problems) == 0 && (a.Allowed == 0 || a.Enqueued+a.Tokens <= a.Allowed)
+			return nil, a, nil
+		}
+		// Validation fails the batch; it holds no tokens meanwhile.
+		a.Problems = nil
+		if err := e.store.CreateBatch(ctx, b); err != nil {
+			return nil, nil, err
+		}
+		a.Admitted = true
+		e.Notify()
+		return b, a, nil
+	}
+	if a.Enqueued, a.Admitted, err = e.store.AdmitBatch(ctx, b, a.Allowed); err != nil {
+		return nil, nil, err
+	}
+	if !a.Admitted {
+		return nil, a, sluice.Errorf(sluice.KindInvalid,
+			"The batch needs %d enqueued tokens of deployment %s, which holds %d of its limit of %d, so %d are free. "+
+				"Retry when running batches of the deployment have finished (with exponential backoff, e.g. 5 s, 10 s, 20 s), "+
+				"or split the input into smaller files.",
+			a.Tokens, d.Name, a.Enqueued, a.Allowed, max(0, a.Allowed-a.Enqueued)).WithCode("token_limit_exceeded").WithParam("input_file_id")
 	}
 	e.Notify()
-	return b, nil
+	return b, a, nil
 }
 
 func validateMetadata(m map[string]string) error {

@@ -13,12 +13,13 @@ import (
 // scanner running in its own goroutine, so storing and scanning use a core each. At
 // most scanBuffers chunks are in flight: a scanner that falls behind slows the reads.
 type scanTee struct {
-	src  io.Reader
-	scan *jsonl.Scanner
-	cur  []byte        // filling
-	work chan []byte   // full chunks for the scanner
-	free chan []byte   // chunks the scanner is done with
-	done chan struct{} // closed when the scanner goroutine ends
+	src   io.Reader
+	scan  *jsonl.Scanner
+	count *lineCounter  // shown each chunk before the scanner, when set
+	cur   []byte        // filling
+	work  chan []byte   // full chunks for the scanner
+	free  chan []byte   // chunks the scanner is done with
+	done  chan struct{} // closed when the scanner goroutine ends
 }
 
 const (
@@ -26,9 +27,9 @@ const (
 	scanBuffers = 8
 )
 
-func newScanTee(src io.Reader, scan *jsonl.Scanner) *scanTee {
+func newScanTee(src io.Reader, scan *jsonl.Scanner, count *lineCounter) *scanTee {
 	t := &scanTee{
-		src: src, scan: scan,
+		src: src, scan: scan, count: count,
 		work: make(chan []byte, scanBuffers), free: make(chan []byte, scanBuffers), done: make(chan struct{}),
 	}
 	for range scanBuffers {
@@ -38,8 +39,22 @@ func newScanTee(src io.Reader, scan *jsonl.Scanner) *scanTee {
 	go func() {
 		defer close(t.done)
 		for b := range t.work {
-			_, _ = t.scan.Write(b) // never fails
+			if t.count == nil {
+				_, _ = t.scan.Write(b) // never fails
+				t.free <- b[:0]
+				continue
+			}
+			// The counter gets the chunk first: the scanner may wait for the counts
+			// of the lines in it.
+			c := &sharedChunk{buf: b}
+			c.refs.Add(1)
+			t.count.add(c)
+			_, _ = t.scan.Write(b)
+			c.refs.Wait()
 			t.free <- b[:0]
+		}
+		if t.count != nil {
+			t.count.close()
 		}
 	}()
 	return t

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/sluice-batch/sluice"
@@ -22,28 +23,12 @@ func (e *Engine) validate(ctx context.Context, b *sluice.Batch) error {
 	} else if err != nil {
 		return err
 	}
+	if problems := e.checkInput(b.Endpoint, f); len(problems) > 0 {
+		return e.fail(ctx, b, problems)
+	}
 	scan := f.Scan
-	if scan == nil {
-		return e.fail(ctx, b, []sluice.BatchError{{Code: "invalid_request", Param: "input_file_id",
-			Message: fmt.Sprintf("The file %s is not a batch input file.", f.ID)}})
-	}
-	if len(scan.Problems) > 0 {
-		return e.fail(ctx, b, scan.Problems)
-	}
-	if want := jsonl.NormalizeEndpoint(b.Endpoint); jsonl.NormalizeEndpoint(scan.URL) != want {
-		return e.fail(ctx, b, []sluice.BatchError{{Code: "url_mismatch", Param: "url", Line: scan.FirstLine,
-			Message: fmt.Sprintf("The request url %q does not match the batch endpoint %q.", scan.URL, b.Endpoint)}})
-	}
-	if _, ok := e.deps[scan.Model]; !ok {
-		return e.fail(ctx, b, []sluice.BatchError{{Code: "model_not_found", Param: "body.model", Line: scan.FirstLine,
-			Message: fmt.Sprintf("The model %q names no batch deployment. Deployments: %s.", scan.Model, e.deploymentNames())}})
-	}
 	if !scan.Indexed {
 		return fmt.Errorf("file %s has no line index", f.ID)
-	}
-	if scan.IndexBytes == 0 {
-		return e.fail(ctx, b, []sluice.BatchError{{Code: "invalid_request", Param: "input_file_id",
-			Message: fmt.Sprintf("The file %s was uploaded to an earlier version of Sluice, whose line index this version cannot read; upload it again.", f.ID)}})
 	}
 	t0 := time.Now()
 	if err := e.addChunks(ctx, b.ID, f.ID, scan); err != nil {
@@ -94,6 +79,42 @@ func (e *Engine) addChunks(ctx context.Context, batchID, fileID string, scan *sl
 	}
 	if err := e.store.AddChunks(ctx, batchID, chunks); err != nil {
 		return fmt.Errorf("add chunks of %s: %w", batchID, err)
+	}
+	return nil
+}
+
+// checkInput returns what makes an input file unfit for a batch on endpoint: the
+// problems its scan found, or a mismatch with the batch or the deployments.
+func (e *Engine) checkInput(endpoint string, f *sluice.File) []sluice.BatchError {
+	scan := f.Scan
+	if scan == nil {
+		return []sluice.BatchError{{Code: "invalid_request", Param: "input_file_id",
+			Message: fmt.Sprintf("The file %s is not a batch input file.", f.ID)}}
+	}
+	if len(scan.Problems) > 0 {
+		return scan.Problems
+	}
+	want := jsonl.NormalizeEndpoint(endpoint)
+	if jsonl.NormalizeEndpoint(scan.URL) != want {
+		return []sluice.BatchError{{Code: "url_mismatch", Param: "url", Line: scan.FirstLine,
+			Message: fmt.Sprintf("The request url %q does not match the batch endpoint %q.", scan.URL, endpoint)}}
+	}
+	d, ok := e.deps[scan.Model]
+	if !ok {
+		return []sluice.BatchError{{Code: "model_not_found", Param: "body.model", Line: scan.FirstLine,
+			Message: fmt.Sprintf("The model %q names no batch deployment. Deployments: %s.", scan.Model, e.deploymentNames())}}
+	}
+	if !d.Serves(want) {
+		return []sluice.BatchError{{Code: "invalid_request", Param: "url", Line: scan.FirstLine,
+			Message: fmt.Sprintf("The deployment %s does not serve %s; it serves %s.", d.Name, want, strings.Join(d.Endpoints, ", "))}}
+	}
+	if scan.Indexed && scan.IndexBytes == 0 {
+		return []sluice.BatchError{{Code: "invalid_request", Param: "input_file_id",
+			Message: fmt.Sprintf("The file %s was uploaded to an earlier version of Sluice, whose line index this version cannot read; upload it again.", f.ID)}}
+	}
+	if scan.Encoding == "" && d.Quota.EnqueuedTokenLimit > 0 {
+		return []sluice.BatchError{{Code: "invalid_request", Param: "input_file_id",
+			Message: fmt.Sprintf("The file %s was uploaded to an earlier version of Sluice, which did not count its tokens, and the deployment %s has a token quota; upload it again.", f.ID, d.Name)}}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/sluice-batch/sluice"
@@ -22,6 +23,7 @@ type batchCreateJSON struct {
 		Seconds int64  `json:"seconds"`
 		Anchor  string `json:"anchor"`
 	} `json:"output_expires_after"`
+	DryRun bool `json:"dry_run"`
 }
 
 func (s *Server) handleBatchCreate(w http.ResponseWriter, r *http.Request) error {
@@ -31,6 +33,7 @@ func (s *Server) handleBatchCreate(w http.ResponseWriter, r *http.Request) error
 	}
 	c := sluice.BatchCreate{
 		InputFileID: in.InputFileID, Endpoint: in.Endpoint, CompletionWindow: in.CompletionWindow, Metadata: in.Metadata,
+		DryRun: in.DryRun,
 	}
 	if oe := in.OutputExpiresAfter; oe != nil {
 		if oe.Anchor != "" && oe.Anchor != "created_at" {
@@ -42,12 +45,33 @@ func (s *Server) handleBatchCreate(w http.ResponseWriter, r *http.Request) error
 		}
 		c.OutputExpiresAfter = oe.Seconds
 	}
-	b, err := s.service.CreateBatch(r.Context(), c)
+	b, a, err := s.service.CreateBatch(r.Context(), c)
+	if a != nil {
+		setQuotaHeaders(w.Header(), a)
+	}
 	if err != nil {
 		return err
 	}
-	writeJSON(w, createdStatus(r), encodeBatch(b))
+	if c.DryRun {
+		writeJSON(w, http.StatusOK, encodeDryRun(a))
+		return nil
+	}
+	writeJSON(w, createdStatus(r), s.encodeBatch(b))
 	return nil
+}
+
+// setQuotaHeaders sets the headers every create answer carries: the tokens the
+// deployment's batches hold, and its limit ("unlimited" when it has none).
+func setQuotaHeaders(h http.Header, a *sluice.Admission) {
+	if a.Deployment == "" {
+		return
+	}
+	h.Set("deployment-enqueued-tokens", strconv.FormatInt(a.Enqueued, 10))
+	limit := "unlimited"
+	if a.Limit > 0 {
+		limit = strconv.FormatInt(a.Limit, 10)
+	}
+	h.Set("deployment-maximum-enqueued-tokens", limit)
 }
 
 // createdStatus is 201 on the Azure preview API versions, which answer a create so, and
@@ -89,7 +113,7 @@ func (s *Server) handleBatchGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return withParam(err, "batch_id")
 	}
-	writeJSON(w, http.StatusOK, encodeBatch(b))
+	writeJSON(w, http.StatusOK, s.encodeBatch(b))
 	return nil
 }
 
@@ -98,7 +122,7 @@ func (s *Server) handleBatchCancel(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return withParam(err, "batch_id")
 	}
-	writeJSON(w, http.StatusOK, encodeBatch(b))
+	writeJSON(w, http.StatusOK, s.encodeBatch(b))
 	return nil
 }
 
@@ -114,7 +138,7 @@ func (s *Server) handleBatchList(w http.ResponseWriter, r *http.Request) error {
 	}
 	data := make([]batchJSON, len(batches))
 	for i, b := range batches {
-		data[i] = encodeBatch(b)
+		data[i] = s.encodeBatch(b)
 	}
 	writeJSON(w, http.StatusOK, newList(data, func(b batchJSON) string { return b.ID }, more))
 	return nil

@@ -46,6 +46,43 @@ type batchJSON struct {
 	CancelledAt      *int64               `json:"cancelled_at"`
 	RequestCounts    sluice.RequestCounts `json:"request_counts"`
 	Metadata         map[string]string    `json:"metadata"`
+	Model            *string              `json:"model"`
+	Usage            usageJSON            `json:"usage"`
+	// Sluice's own: what the batch costs so far at its deployment's prices, and the
+	// tokens it holds of its deployment's enqueued-token quota.
+	Cost           *costJSON `json:"cost"`
+	EnqueuedTokens int64     `json:"enqueued_tokens"`
+}
+
+// usageJSON is OpenAI's usage of a batch, and how many lines Sluice counted itself.
+type usageJSON struct {
+	InputTokens        int64 `json:"input_tokens"`
+	InputTokensDetails struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokens        int64 `json:"output_tokens"`
+	OutputTokensDetails struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+	TotalTokens int64 `json:"total_tokens"`
+	// EstimatedLines are lines whose upstream answer carried no usage, counted with
+	// the deployment's tokenizer instead.
+	EstimatedLines int64 `json:"estimated_lines"`
+}
+
+func encodeUsage(u sluice.Usage) usageJSON {
+	out := usageJSON{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens,
+		TotalTokens: u.InputTokens + u.OutputTokens, EstimatedLines: u.EstimatedLines}
+	out.InputTokensDetails.CachedTokens = u.CachedTokens
+	out.OutputTokensDetails.ReasoningTokens = u.ReasoningTokens
+	return out
+}
+
+// costJSON is what a batch's usage costs.
+type costJSON struct {
+	Currency string  `json:"currency"`
+	Amount   float64 `json:"amount"`
+	Discount float64 `json:"discount"` // the batch discount taken off, e.g. 0.5
 }
 
 type batchErrorsJSON struct {
@@ -60,7 +97,7 @@ type batchErrorJSON struct {
 	Line    *int    `json:"line"`
 }
 
-func encodeBatch(b *sluice.Batch) batchJSON {
+func (s *Server) encodeBatch(b *sluice.Batch) batchJSON {
 	out := batchJSON{
 		ID: b.ID, Object: "batch", Endpoint: b.Endpoint, InputFileID: nullable(b.InputFileID),
 		CompletionWindow: b.CompletionWindow, Status: string(b.Status), CreatedAt: b.CreatedAt.Unix(),
@@ -68,22 +105,35 @@ func encodeBatch(b *sluice.Batch) batchJSON {
 		FinalizingAt: sluice.UnixPtr(b.FinalizingAt), CompletedAt: sluice.UnixPtr(b.CompletedAt),
 		FailedAt: sluice.UnixPtr(b.FailedAt), ExpiredAt: sluice.UnixPtr(b.ExpiredAt),
 		CancellingAt: sluice.UnixPtr(b.CancellingAt), CancelledAt: sluice.UnixPtr(b.CancelledAt),
-		RequestCounts: b.RequestCounts, Metadata: b.Metadata,
+		RequestCounts: b.RequestCounts, Metadata: b.Metadata, Model: nullable(b.Model), Usage: encodeUsage(b.Usage),
+	}
+	if !b.Status.Terminal() {
+		out.EnqueuedTokens = b.InputTokens
+	}
+	if d, ok := s.deployments[b.Deployment]; ok && (d.Price.Input > 0 || d.Price.Output > 0) {
+		out.Cost = &costJSON{Currency: d.Price.Currency, Amount: d.Price.Cost(b.Usage), Discount: d.Price.BatchDiscount}
 	}
 	// The result files exist once the batch has ended; before that their IDs are
 	// reserved but a GET on them would find nothing.
 	if b.Status.Terminal() {
 		out.OutputFileID, out.ErrorFileID = nullable(b.OutputFileID), nullable(b.ErrorFileID)
 	}
-	if len(b.Errors) > 0 {
-		out.Errors = &batchErrorsJSON{Object: "list", Data: make([]batchErrorJSON, len(b.Errors))}
-		for i, e := range b.Errors {
-			d := batchErrorJSON{Code: e.Code, Message: e.Message, Param: nullable(e.Param)}
-			if e.Line > 0 {
-				d.Line = &e.Line
-			}
-			out.Errors.Data[i] = d
+	out.Errors = encodeErrors(b.Errors)
+	return out
+}
+
+// encodeErrors returns a batch's errors list, nil when there are none.
+func encodeErrors(errs []sluice.BatchError) *batchErrorsJSON {
+	if len(errs) == 0 {
+		return nil
+	}
+	out := &batchErrorsJSON{Object: "list", Data: make([]batchErrorJSON, len(errs))}
+	for i, e := range errs {
+		d := batchErrorJSON{Code: e.Code, Message: e.Message, Param: nullable(e.Param)}
+		if e.Line > 0 {
+			d.Line = &e.Line
 		}
+		out.Data[i] = d
 	}
 	return out
 }

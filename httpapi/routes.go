@@ -17,6 +17,9 @@ func (s *Server) routes() http.Handler {
 		api.Handle("GET "+prefix+"/batches", s.handle(s.handleBatchList))
 		api.Handle("GET "+prefix+"/batches/{batch_id}", s.handle(s.handleBatchGet))
 		api.Handle("POST "+prefix+"/batches/{batch_id}/cancel", s.handle(s.handleBatchCancel))
+
+		api.Handle("GET "+prefix+"/deployments", s.handle(s.handleDeploymentList))
+		api.Handle("GET "+prefix+"/deployments/{deployment}", s.handle(s.handleDeploymentGet))
 	}
 	api.Handle("/", s.handle(s.handleNotFound))
 

@@ -21,6 +21,8 @@ type Options struct {
 	// APIKeys are the keys callers may present; none means the API is open.
 	APIKeys []string
 	Logger  *slog.Logger
+	// Deployments are the configured deployments, for their prices.
+	Deployments []sluice.Deployment
 }
 
 // Server is the API's HTTP handler.
@@ -30,6 +32,8 @@ type Server struct {
 	keys    [][]byte
 	log     *slog.Logger
 	handler http.Handler
+	// deployments are the configured deployments by name.
+	deployments map[string]sluice.Deployment
 }
 
 // NewServer returns the API over store (reads) and service (changes).
@@ -37,7 +41,10 @@ func NewServer(store sluice.Store, service sluice.Service, opts *Options) *Serve
 	if opts == nil {
 		opts = &Options{}
 	}
-	s := &Server{store: store, service: service, log: opts.Logger}
+	s := &Server{store: store, service: service, log: opts.Logger, deployments: make(map[string]sluice.Deployment)}
+	for _, d := range opts.Deployments {
+		s.deployments[d.Name] = d
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

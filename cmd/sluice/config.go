@@ -3,12 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluice-batch/sluice"
+	"github.com/sluice-batch/sluice/jsonl"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -29,9 +32,101 @@ type ProjectConfig struct {
 
 // DeploymentConfig is a batch deployment: what a line's body.model names.
 type DeploymentConfig struct {
-	Name      string           `yaml:"name"`
-	Type      string           `yaml:"type"` // global (default) or datazone
-	Upstreams []UpstreamConfig `yaml:"upstreams"`
+	Name         string   `yaml:"name"`
+	Type         string   `yaml:"type"`     // global (default) or datazone
+	Model        string   `yaml:"model"`    // the model shown on its batches; default the name
+	Encoding     string   `yaml:"encoding"` // tokenizer encoding; default o200k_base
+	Endpoints    []string `yaml:"endpoints"`
+	InputFormats []string `yaml:"input_formats"`
+	// EnqueuedTokenLimit is a number ("200000000", "200M", "1.5B", "90K"), "default"
+	// for the product's default for the model, or unset for no limit.
+	EnqueuedTokenLimit TokenLimit `yaml:"enqueued_token_limit"`
+	// DynamicQuota lets the deployment go past its limit, by DynamicQuotaShare of it
+	// (default 0.5), while its upstreams have idle capacity.
+	DynamicQuota      bool             `yaml:"dynamic_quota"`
+	DynamicQuotaShare *float64         `yaml:"dynamic_quota_share"`
+	Price             *PriceConfig     `yaml:"price"`
+	Upstreams         []UpstreamConfig `yaml:"upstreams"`
+}
+
+// PriceConfig is what a deployment's tokens cost, per million.
+type PriceConfig struct {
+	Currency      string   `yaml:"currency"` // default USD
+	Input         float64  `yaml:"input"`
+	CachedInput   *float64 `yaml:"cached_input"` // default: input
+	Output        float64  `yaml:"output"`
+	BatchDiscount *float64 `yaml:"batch_discount"` // share taken off, default 0.5
+}
+
+// TokenLimit is an enqueued-token limit as the config writes it.
+type TokenLimit struct {
+	N       int64
+	Default bool // "default": the product's default for the model
+}
+
+// UnmarshalYAML reads a number, a number with a K, M or B suffix, or "default".
+func (l *TokenLimit) UnmarshalYAML(node *yaml.Node) error {
+	v := strings.TrimSpace(node.Value)
+	if v == "default" {
+		*l = TokenLimit{Default: true}
+		return nil
+	}
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(v, "K"), strings.HasSuffix(v, "k"):
+		mult = 1e3
+	case strings.HasSuffix(v, "M"):
+		mult = 1e6
+	case strings.HasSuffix(v, "B"):
+		mult = 1e9
+	}
+	if mult > 1 {
+		v = v[:len(v)-1]
+	}
+	f, err := strconv.ParseFloat(strings.ReplaceAll(v, "_", ""), 64)
+	if err != nil || f < 0 || f*mult > math.MaxInt64/2 {
+		return fmt.Errorf("line %d: enqueued_token_limit %q: want a number of tokens such as 200000000 or 200M, or default", node.Line, node.Value)
+	}
+	*l = TokenLimit{N: int64(f * mult)}
+	return nil
+}
+
+// defaultLimits are the product's default enqueued-token limits (the "default" tier of
+// the seeds' quota table), by model name prefix, for global and data-zone deployments.
+var defaultLimits = map[string]map[string]int64{
+	"global": {
+		"gpt-4.1": 200e6, "gpt-4.1-mini": 1e9, "gpt-4.1-nano": 1e9, "gpt-4o": 200e6, "gpt-4o-mini": 1e9,
+		"gpt-4-turbo": 80e6, "gpt-4": 30e6, "gpt-35-turbo": 1e9, "o3-mini": 1e9, "o4-mini": 1e9,
+	},
+	"datazone": {
+		"gpt-4.1": 30e6, "gpt-4.1-mini": 100e6, "gpt-4o": 30e6, "gpt-4o-mini": 100e6, "o3-mini": 100e6,
+	},
+}
+
+// defaultLimit returns the product's default limit for a model of a deployment type:
+// the entry whose name is the longest prefix of the model's.
+func defaultLimit(typ, model string) (int64, bool) {
+	best, n := "", int64(0)
+	for name, limit := range defaultLimits[typ] {
+		if strings.HasPrefix(model, name) && len(name) > len(best) {
+			best, n = name, limit
+		}
+	}
+	return n, best != ""
+}
+
+func (d *DeploymentConfig) typ() string {
+	if d.Type == "" {
+		return "global"
+	}
+	return d.Type
+}
+
+func (d *DeploymentConfig) model() string {
+	if d.Model != "" {
+		return d.Model
+	}
+	return d.Name
 }
 
 // UpstreamConfig is an OpenAI-compatible server of a deployment.
@@ -89,6 +184,32 @@ func (c *Config) Validate() error {
 		if len(d.Upstreams) == 0 {
 			return fmt.Errorf("deployments[%d].upstreams is empty", i)
 		}
+		for _, ep := range d.Endpoints {
+			if jsonl.NormalizeEndpoint(ep) == "" {
+				return fmt.Errorf("deployments[%d].endpoints: %q is not one of %s", i, ep, strings.Join(sluice.Endpoints, ", "))
+			}
+		}
+		for _, f := range d.InputFormats {
+			if f != "text" && f != "image" {
+				return fmt.Errorf("deployments[%d].input_formats: %q: use text and image", i, f)
+			}
+		}
+		if d.EnqueuedTokenLimit.Default {
+			if _, ok := defaultLimit(d.typ(), d.model()); !ok {
+				return fmt.Errorf("deployments[%d].enqueued_token_limit: the product has no default for model %q as a %s deployment; give a number", i, d.model(), d.typ())
+			}
+		}
+		if s := d.DynamicQuotaShare; s != nil && (*s < 0 || *s > 10) {
+			return fmt.Errorf("deployments[%d].dynamic_quota_share %g: want a share from 0 to 10", i, *s)
+		}
+		if p := d.Price; p != nil {
+			if p.Input < 0 || p.Output < 0 || (p.CachedInput != nil && *p.CachedInput < 0) {
+				return fmt.Errorf("deployments[%d].price: prices cannot be negative", i)
+			}
+			if p.BatchDiscount != nil && (*p.BatchDiscount < 0 || *p.BatchDiscount > 1) {
+				return fmt.Errorf("deployments[%d].price.batch_discount %g: want a share from 0 to 1", i, *p.BatchDiscount)
+			}
+		}
 		for j, u := range d.Upstreams {
 			if err := checkBaseURL(u.BaseURL); err != nil {
 				return fmt.Errorf("deployments[%d].upstreams[%d].base_url: %w", i, j, err)
@@ -138,9 +259,29 @@ func (c *Config) Keys() []string {
 func (c *Config) domain() []sluice.Deployment {
 	var out []sluice.Deployment
 	for _, d := range c.Deployments {
-		dep := sluice.Deployment{Name: d.Name, Type: d.Type}
-		if dep.Type == "" {
-			dep.Type = "global"
+		dep := sluice.Deployment{Name: d.Name, Type: d.typ(), Model: d.Model, Encoding: d.Encoding,
+			InputFormats: d.InputFormats}
+		for _, ep := range d.Endpoints {
+			dep.Endpoints = append(dep.Endpoints, jsonl.NormalizeEndpoint(ep))
+		}
+		dep.Quota = sluice.Quota{EnqueuedTokenLimit: d.EnqueuedTokenLimit.N, Dynamic: d.DynamicQuota, DynamicShare: 0.5}
+		if d.EnqueuedTokenLimit.Default {
+			dep.Quota.EnqueuedTokenLimit, _ = defaultLimit(d.typ(), d.model())
+		}
+		if d.DynamicQuotaShare != nil {
+			dep.Quota.DynamicShare = *d.DynamicQuotaShare
+		}
+		if p := d.Price; p != nil {
+			dep.Price = sluice.Price{Currency: p.Currency, Input: p.Input, CachedInput: p.Input, Output: p.Output, BatchDiscount: 0.5}
+			if dep.Price.Currency == "" {
+				dep.Price.Currency = "USD"
+			}
+			if p.CachedInput != nil {
+				dep.Price.CachedInput = *p.CachedInput
+			}
+			if p.BatchDiscount != nil {
+				dep.Price.BatchDiscount = *p.BatchDiscount
+			}
 		}
 		for _, u := range d.Upstreams {
 			dep.Upstreams = append(dep.Upstreams, sluice.Upstream{

@@ -57,11 +57,16 @@ func TestKillNineLosesNothing(t *testing.T) {
 	t.Parallel()
 	s, url := slowSim(t, 40*time.Millisecond)
 	data := t.TempDir()
-	args := []string{"--data", data, "--upstream", url, "--deployment", "gpt-4o-mini", "--upstream-concurrency", "4"}
-	const n, concurrency = 300, 4
+	const n, concurrency, limit = 300, 4, 10_000_000
+	config := data + "/config.yaml"
+	writeFile(t, config, fmt.Sprintf("deployments:\n  - name: gpt-4o-mini\n    enqueued_token_limit: %d\n"+
+		"    upstreams:\n      - base_url: %s\n        max_concurrency: %d\n", limit, url, concurrency))
+	args := []string{"--data", data, "--config", config}
 
 	c, child := startChild(t, args...)
-	f := c.mustUpload(chatLines(n, "gpt-4o-mini"))
+	content := chatLines(n, "gpt-4o-mini")
+	need := fileTokens(t, content)
+	f := c.mustUpload(content)
 	b := c.mustCreateBatch(f.ID, "/v1/chat/completions")
 	before := c.waitBatch(b.ID, func(b batchObj) bool { return b.RequestCounts.Completed >= 40 })
 	if err := child.Process.Kill(); err != nil { // SIGKILL: no shutdown code runs
@@ -72,7 +77,16 @@ func TestKillNineLosesNothing(t *testing.T) {
 		t.Fatalf("the batch finished before the kill; slow the simulator down")
 	}
 
+	// The quota comes from stored state: right after the restart the running batch
+	// holds its tokens, and once it ends it holds none.
 	c, _ = startChild(t, args...)
+	if d := c.deployment("gpt-4o-mini"); d.Quota.EnqueuedTokens != need || len(d.Batches) != 1 {
+		var now batchObj
+		c.json("GET", "/v1/batches/"+b.ID, nil, &now)
+		if !terminal(now) {
+			t.Errorf("after restart: deployment holds %d tokens in %d batches, want %d in 1", d.Quota.EnqueuedTokens, len(d.Batches), need)
+		}
+	}
 	done := c.waitBatch(b.ID, terminal)
 	if done.Status != "completed" || done.RequestCounts.Total != n || done.RequestCounts.Completed != n || done.RequestCounts.Failed != 0 {
 		t.Fatalf("after restart: got %s %+v, want completed %d/%d", done.Status, done.RequestCounts, n, n)
@@ -93,6 +107,16 @@ func TestKillNineLosesNothing(t *testing.T) {
 		if !seen[fmt.Sprint("line-", i)] {
 			t.Errorf("custom_id line-%d is missing from the output", i)
 		}
+	}
+	// Usage counts each line once, though some lines ran twice.
+	var u batchUsage
+	c.json("GET", "/v1/batches/"+b.ID, nil, &u)
+	prompt, completion := outputUsage(t, c.content(*done.OutputFileID))
+	if u.Usage.InputTokens != prompt || u.Usage.OutputTokens != completion {
+		t.Errorf("usage: got %d in, %d out; the output lines say %d, %d", u.Usage.InputTokens, u.Usage.OutputTokens, prompt, completion)
+	}
+	if d := c.deployment("gpt-4o-mini"); d.Quota.EnqueuedTokens != 0 {
+		t.Errorf("after the batch ended the deployment holds %d tokens, want 0", d.Quota.EnqueuedTokens)
 	}
 	if got := c.content(*done.ErrorFileID); strings.TrimSpace(got) != "" {
 		t.Errorf("error file: got %q, want empty", got)

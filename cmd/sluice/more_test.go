@@ -160,6 +160,13 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"duplicate", "deployments:\n  - name: d\n    upstreams: [{base_url: 'http://a'}]\n  - name: d\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[1].name"},
 		{"unknown-field", "deployment:\n  - name: d\n", "deployment"},
 		{"short-lease", "engine:\n  lease_duration: 8ms\n", "engine.lease_duration"},
+		{"bad-limit", "deployments:\n  - name: d\n    enqueued_token_limit: lots\n    upstreams: [{base_url: 'http://a'}]\n", "enqueued_token_limit"},
+		{"negative-limit", "deployments:\n  - name: d\n    enqueued_token_limit: -5\n    upstreams: [{base_url: 'http://a'}]\n", "enqueued_token_limit"},
+		{"no-default-limit", "deployments:\n  - name: llama\n    enqueued_token_limit: default\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[0].enqueued_token_limit"},
+		{"bad-share", "deployments:\n  - name: d\n    dynamic_quota_share: -1\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[0].dynamic_quota_share"},
+		{"bad-discount", "deployments:\n  - name: d\n    price: {input: 1, batch_discount: 2}\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[0].price.batch_discount"},
+		{"bad-endpoint", "deployments:\n  - name: d\n    endpoints: [/v1/images]\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[0].endpoints"},
+		{"bad-encoding", "deployments:\n  - name: d\n    encoding: gpt2-ish\n    upstreams: [{base_url: 'http://a'}]\n", "deployment d"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

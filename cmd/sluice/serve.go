@@ -122,9 +122,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		defer stopSim()
-		cfg.Deployments = []DeploymentConfig{{Name: defaultDeployment, Type: "global", Upstreams: []UpstreamConfig{{
-			BaseURL: simURL, MaxConcurrency: 64,
-		}}}}
+		cfg.Deployments = []DeploymentConfig{{Name: defaultDeployment, Type: "global",
+			EnqueuedTokenLimit: TokenLimit{Default: true}, DynamicQuota: true,
+			Upstreams: []UpstreamConfig{{BaseURL: simURL, MaxConcurrency: 64}}}}
 		logger.Info("no upstream configured: deployment " + defaultDeployment + " is served by the built-in simulator")
 	}
 
@@ -157,7 +157,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := eng.Start(ctx); err != nil {
 		return err
 	}
-	api := httpapi.NewServer(store, eng, &httpapi.Options{APIKeys: keys, Logger: logger})
+	api := httpapi.NewServer(store, eng, &httpapi.Options{APIKeys: keys, Logger: logger, Deployments: eng.Configured()})
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -1,0 +1,247 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"runtime"
+	"sync"
+
+	"github.com/sluice-batch/sluice/jsonl"
+	"github.com/sluice-batch/sluice/tokens"
+)
+
+// lineCounter counts the input tokens of every line of an upload on all cores while the
+// scanner validates it. The scanner's goroutine hands it each chunk before scanning it
+// (add); a splitter cuts the chunks into lines and gives batches of lines to one
+// worker per core; a collector puts the counts back in line order, and the scanner's
+// entry function waits for the count of each request line (wait) before the line goes
+// into the index. Counting runs at most the scan's few chunks ahead, so memory does not
+// grow with the file.
+type lineCounter struct {
+	pick func(model string) *tokens.Counter // the counter for the deployment a line names
+
+	in    chan *sharedChunk // chunks, in file order
+	work  chan *countBatch  // batches for the workers
+	order chan *countBatch  // the same batches, in file order, for the collector
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	base    int     // line number of pending[0]
+	pending []int32 // counts of lines base, base+1, ... not yet taken
+	done    bool    // every line is counted
+	enc     string  // the encoding used, once known
+}
+
+// sharedChunk is a chunk of an upload read by the scanner and the counter at once; the
+// last of them to finish with it gives it back.
+type sharedChunk struct {
+	buf  []byte
+	refs sync.WaitGroup
+}
+
+// countBatch is a run of consecutive lines, packed into one buffer, to count together.
+type countBatch struct {
+	counter *tokens.Counter
+	buf     []byte
+	ends    []int // where each line ends in buf
+	counts  []int32
+	ready   chan struct{}
+}
+
+// Bounds of the counter's work.
+const (
+	countBatchBytes = 128 << 10
+	countBatchLines = 256
+	// maxCountedLine is the longest line counted token by token; a longer line is
+	// estimated at a token per 4 bytes, as a line that long is mostly base64 data.
+	maxCountedLine = 16 << 20
+)
+
+func newLineCounter(pick func(string) *tokens.Counter) *lineCounter {
+	workers := runtime.GOMAXPROCS(0)
+	lc := &lineCounter{
+		pick:  pick,
+		in:    make(chan *sharedChunk, scanBuffers),
+		work:  make(chan *countBatch, workers),
+		order: make(chan *countBatch, 4*workers),
+		base:  1,
+	}
+	lc.cond = sync.NewCond(&lc.mu)
+	for range workers {
+		go lc.worker()
+	}
+	go lc.split()
+	go lc.collect()
+	return lc
+}
+
+// add hands the counter a chunk; it calls c.refs.Done when it has copied what it needs.
+func (lc *lineCounter) add(c *sharedChunk) { lc.in <- c }
+
+// close says no chunk follows.
+func (lc *lineCounter) close() { close(lc.in) }
+
+// split cuts the chunks into lines, physical line numbers from 1, a BOM dropped.
+func (lc *lineCounter) split() {
+	defer close(lc.work)
+	defer close(lc.order)
+	var (
+		b       *countBatch
+		line    []byte // the line being gathered across chunks
+		skip    bool   // the line is past maxCountedLine: only its length is kept
+		skipLen int
+		first   = true
+		counter *tokens.Counter
+	)
+	flush := func() {
+		if b != nil && len(b.ends) > 0 {
+			if counter == nil { // only blank lines so far
+				counter = lc.pick("")
+			}
+			b.counter = counter
+			b.counts = make([]int32, len(b.ends))
+			lc.order <- b
+			lc.work <- b
+		}
+		b = nil
+	}
+	end := func() {
+		if first {
+			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+		}
+		if counter == nil && len(bytes.TrimSpace(line)) > 0 {
+			counter = lc.pick(lineModel(line))
+			lc.mu.Lock()
+			lc.enc = counter.Encoding()
+			lc.mu.Unlock()
+		}
+		first = false
+		if b == nil {
+			b = &countBatch{buf: make([]byte, 0, countBatchBytes), ready: make(chan struct{})}
+		}
+		if skip {
+			// Too long to hold: its length stands in, marked by a negative end.
+			b.ends = append(b.ends, -skipLen-1)
+		} else {
+			b.buf = append(b.buf, line...)
+			b.ends = append(b.ends, len(b.buf))
+		}
+		line, skip, skipLen = line[:0], false, 0
+		if len(b.buf) >= countBatchBytes || len(b.ends) >= countBatchLines {
+			flush()
+		}
+	}
+	for c := range lc.in {
+		p := c.buf
+		for len(p) > 0 {
+			i := bytes.IndexByte(p, '\n')
+			part := p
+			if i >= 0 {
+				part = p[:i]
+			}
+			switch {
+			case skip:
+				skipLen += len(part)
+			case len(line)+len(part) > maxCountedLine:
+				skip, skipLen = true, len(line)+len(part)
+				line = nil
+			default:
+				line = append(line, part...)
+			}
+			if i < 0 {
+				break
+			}
+			end()
+			p = p[i+1:]
+		}
+		// The scanner may wait for any line that ended in this chunk before it takes the
+		// next: count them now.
+		flush()
+		c.refs.Done()
+	}
+	if len(line) > 0 || skip {
+		end()
+	}
+	flush()
+}
+
+// worker counts batches.
+func (lc *lineCounter) worker() {
+	for b := range lc.work {
+		start := 0
+		for i, e := range b.ends {
+			if e < 0 {
+				b.counts[i] = int32(min(-e-1, 1<<33) / 4)
+				continue
+			}
+			b.counts[i] = int32(countLine(b.counter, b.buf[start:e]))
+			start = e
+		}
+		close(b.ready)
+	}
+}
+
+// collect gathers the counts in line order.
+func (lc *lineCounter) collect() {
+	for b := range lc.order {
+		<-b.ready
+		lc.mu.Lock()
+		lc.pending = append(lc.pending, b.counts...)
+		lc.mu.Unlock()
+		lc.cond.Broadcast()
+	}
+	lc.mu.Lock()
+	lc.done = true
+	lc.mu.Unlock()
+	lc.cond.Broadcast()
+}
+
+// wait returns the count of a line, waiting for it. Lines must be asked for in
+// increasing order; the counts of earlier lines are dropped.
+func (lc *lineCounter) wait(line int) int {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	for line >= lc.base+len(lc.pending) && !lc.done {
+		lc.cond.Wait()
+	}
+	if line < lc.base || line >= lc.base+len(lc.pending) {
+		return 0
+	}
+	n := lc.pending[line-lc.base]
+	drop := line - lc.base + 1
+	lc.pending = lc.pending[drop:]
+	lc.base = line + 1
+	if cap(lc.pending) > 4096 && len(lc.pending) < cap(lc.pending)/4 {
+		lc.pending = append([]int32(nil), lc.pending...)
+	}
+	return int(n)
+}
+
+// encoding returns the encoding used, "" when no line was counted.
+func (lc *lineCounter) encoding() string {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	return lc.enc
+}
+
+// countLine returns the input tokens of one request line, 0 for a line that is blank or
+// not a request: the scan reports those.
+func countLine(c *tokens.Counter, line []byte) int {
+	body := jsonl.Field(line, "body")
+	var url string
+	if len(body) == 0 || json.Unmarshal(jsonl.Field(line, "url"), &url) != nil {
+		return 0
+	}
+	n, err := c.Request(jsonl.NormalizeEndpoint(url), body)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// lineModel returns the body.model a request line names, or "".
+func lineModel(line []byte) string {
+	var model string
+	_ = json.Unmarshal(jsonl.Field(jsonl.Field(line, "body"), "model"), &model)
+	return model
+}
