@@ -221,6 +221,13 @@ func completedBatch(t *testing.T, ctx context.Context, client openai.Client, dep
 	if got := batch.Metadata["suite"]; got != "e2e" || len(batch.Metadata) != 1 {
 		t.Errorf("metadata: got %v, want map[suite:e2e]", batch.Metadata)
 	}
+	// The SDK reads the batch's usage and model: tokens were counted for the three lines.
+	if u := batch.Usage; u.InputTokens <= 0 || u.OutputTokens <= 0 || u.TotalTokens != u.InputTokens+u.OutputTokens {
+		t.Errorf("usage: got %s, want input and output tokens that add up", u.RawJSON())
+	}
+	if batch.Model != "gpt-4o-mini" {
+		t.Errorf("model: got %q, want gpt-4o-mini", batch.Model)
+	}
 	return batch, uploaded.ID
 }
 

@@ -90,12 +90,19 @@ async function runFlow(t, client, endpoint) {
   assert.equal(file.id, uploaded.id);
 
   // Create the batch.
-  const created = await client.batches.create({
-    input_file_id: uploaded.id,
-    endpoint,
-    completion_window: '24h',
-    metadata: { suite: 'e2e' },
-  });
+  const { data: created, response: createResponse } = await client.batches
+    .create({
+      input_file_id: uploaded.id,
+      endpoint,
+      completion_window: '24h',
+      metadata: { suite: 'e2e' },
+    })
+    .withResponse();
+  // Every create answer carries the deployment's enqueued tokens and its limit.
+  const enqueued = createResponse.headers.get('deployment-enqueued-tokens');
+  const maximum = createResponse.headers.get('deployment-maximum-enqueued-tokens');
+  assert.match(enqueued ?? '', /^[1-9][0-9]*$/, `deployment-enqueued-tokens: ${enqueued}`);
+  assert.match(maximum ?? '', /^([0-9]+|unlimited)$/, `deployment-maximum-enqueued-tokens: ${maximum}`);
   assert.equal(typeof created.id, 'string');
   assert.ok(created.id.startsWith('batch_'), `batch id ${created.id} should start with "batch_"`);
   assert.ok(JUST_CREATED.has(created.status), `unexpected status after create: ${created.status}`);
@@ -137,6 +144,13 @@ async function runFlow(t, client, endpoint) {
     assert.equal(typeof total, 'number', where);
     assert.ok(total > 0, where);
   }
+
+  // Usage is the sum of the output lines' usage, counted once; the model is the deployment's.
+  const sum = (f) => results.reduce((n, r) => n + f(r.response.body.usage), 0);
+  assert.equal(batch.usage?.input_tokens, sum((u) => u.prompt_tokens), JSON.stringify(batch.usage));
+  assert.equal(batch.usage?.output_tokens, sum((u) => u.completion_tokens), JSON.stringify(batch.usage));
+  assert.equal(batch.usage?.total_tokens, sum((u) => u.total_tokens), JSON.stringify(batch.usage));
+  assert.equal(batch.model, 'gpt-4o-mini');
 
   // Error file exists and is empty.
   assert.ok(batch.error_file_id, `completed batch has no error_file_id: ${JSON.stringify(batch)}`);
