@@ -160,6 +160,23 @@ func (c *Client) CreateBatch(ctx context.Context, fileID string) (*Batch, error)
 	return &b, nil
 }
 
+// DryRun asks whether a /v1/chat/completions batch of the file would be admitted, and
+// returns the input tokens the upload scan counted for it.
+func (c *Client) DryRun(ctx context.Context, fileID string) (tokens int64, err error) {
+	body, err := json.Marshal(map[string]any{"input_file_id": fileID, "endpoint": "/v1/chat/completions",
+		"completion_window": "24h", "dry_run": true})
+	if err != nil {
+		return 0, err
+	}
+	var out struct {
+		InputTokens int64 `json:"input_tokens"`
+	}
+	if err := c.do(ctx, "POST", "/v1/batches", "application/json", bytes.NewReader(body), &out); err != nil {
+		return 0, fmt.Errorf("dry run: %w", err)
+	}
+	return out.InputTokens, nil
+}
+
 // Batch reads a batch object.
 func (c *Client) Batch(ctx context.Context, id string) (*Batch, error) {
 	var b Batch

@@ -107,10 +107,11 @@ func run() error {
 		{manyPath, fmt.Sprintf("%d lines of ~%.1f KB", *lines, float64(size)/float64(*lines)/1000)},
 		{onePath, fmt.Sprintf("1 line of %.0f MB", float64(size)/1e6)},
 	}
-	fmt.Printf("| file | bytes | baseline MB/s | sluice MB/s | ratio | sluice peak RSS MiB | sluice CPU s |\n")
-	fmt.Printf("|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| file | bytes | baseline MB/s | sluice MB/s | ratio | sluice peak RSS MiB | sluice CPU s | input tokens | tokens/s |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range files {
-		var baseRates, rates, rss, cpu []float64
+		var baseRates, rates, rss, cpu, tps []float64
+		var tokens int64
 		for r := range *rounds {
 			b, err := uploadBaseline(base, f.path, size, *poll)
 			if err != nil {
@@ -121,13 +122,16 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("%s, round %d: sluice: %w", f.label, r+1, err)
 			}
-			fmt.Fprintf(os.Stderr, "%s, round %d: baseline %.2fs (%.0f MB/s); sluice %.2fs (%.0f MB/s), %.0f MiB peak RSS, %.2f CPU s\n",
-				f.label, r+1, b.Seconds(), mbps(size, b), s.elapsed.Seconds(), mbps(size, s.elapsed), s.rss, s.cpu)
+			fmt.Fprintf(os.Stderr, "%s, round %d: baseline %.2fs (%.0f MB/s); sluice %.2fs (%.0f MB/s), %.0f MiB peak RSS, %.2f CPU s, %d tokens (%.0f/s)\n",
+				f.label, r+1, b.Seconds(), mbps(size, b), s.elapsed.Seconds(), mbps(size, s.elapsed), s.rss, s.cpu, s.tokens,
+				float64(s.tokens)/s.elapsed.Seconds())
 			baseRates, rates = append(baseRates, mbps(size, b)), append(rates, mbps(size, s.elapsed))
 			rss, cpu = append(rss, s.rss), append(cpu, s.cpu)
+			tps, tokens = append(tps, float64(s.tokens)/s.elapsed.Seconds()), s.tokens
 		}
 		br, sr := harness.Median(baseRates), harness.Median(rates)
-		fmt.Printf("| %s | %d | %.0f | %.0f | %.2f | %.0f | %.2f |\n", f.label, size, br, sr, sr/br, harness.Median(rss), harness.Median(cpu))
+		fmt.Printf("| %s | %d | %.0f | %.0f | %.2f | %.0f | %.2f | %d | %.0f |\n", f.label, size, br, sr, sr/br, harness.Median(rss),
+			harness.Median(cpu), tokens, harness.Median(tps))
 	}
 	return nil
 }
@@ -139,6 +143,7 @@ type sluiceUpload struct {
 	elapsed time.Duration
 	rss     float64 // MiB
 	cpu     float64 // seconds, over the upload
+	tokens  int64   // input tokens the scan counted
 }
 
 // uploadSluice starts a fresh sluice and times one upload of path until it is processed.
@@ -149,28 +154,35 @@ func uploadSluice(serve harness.Serve, path string, size int64, poll time.Durati
 	}
 	defer child.Stop()
 	cpu0 := child.CPU()
-	d, err := timeUpload(harness.NewClient(child.URL, 4), path, size, poll)
+	c := harness.NewClient(child.URL, 4)
+	d, id, err := timeUpload(c, path, size, poll)
 	if err != nil {
 		if exited := child.Exited(); exited != nil {
 			err = fmt.Errorf("%w; %w", err, exited)
 		}
 		return sluiceUpload{}, err
 	}
-	return sluiceUpload{elapsed: d, rss: child.PeakRSS(), cpu: child.CPU() - cpu0}, nil
+	up := sluiceUpload{elapsed: d, rss: child.PeakRSS(), cpu: child.CPU() - cpu0}
+	if up.tokens, err = c.DryRun(context.Background(), id); err != nil {
+		return sluiceUpload{}, err
+	}
+	return up, nil
 }
 
 // uploadBaseline times one upload of path to the baseline server and removes its copy.
 func uploadBaseline(b *baseline, path string, size int64, poll time.Duration) (time.Duration, error) {
 	defer b.clean()
-	return timeUpload(harness.NewClient(b.url, 4), path, size, poll)
+	d, _, err := timeUpload(harness.NewClient(b.url, 4), path, size, poll)
+	return d, err
 }
 
-// timeUpload uploads path with c, waits until it is processed, and checks its size.
-func timeUpload(c *harness.Client, path string, size int64, poll time.Duration) (time.Duration, error) {
+// timeUpload uploads path with c, waits until it is processed, checks its size, and
+// returns the time it took and the file's ID.
+func timeUpload(c *harness.Client, path string, size int64, poll time.Duration) (time.Duration, string, error) {
 	defer c.HTTP.CloseIdleConnections()
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -178,18 +190,18 @@ func timeUpload(c *harness.Client, path string, size int64, poll time.Duration) 
 	t0 := time.Now()
 	file, err := c.Upload(ctx, filepath.Base(path), f)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if file, err = c.WaitProcessed(ctx, file, poll); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	d := time.Since(t0)
 	// The baseline stores the whole multipart body: the file and a few hundred bytes
 	// of boundaries and headers.
 	if file.Bytes < size || file.Bytes > size+4096 {
-		return 0, fmt.Errorf("file %s has %d bytes, want the %d of the file and its multipart framing", file.ID, file.Bytes, size)
+		return 0, "", fmt.Errorf("file %s has %d bytes, want the %d of the file and its multipart framing", file.ID, file.Bytes, size)
 	}
-	return d, nil
+	return d, file.ID, nil
 }
 
 // baseline is the least a server must do with an upload: stream the file part of the
