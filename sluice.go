@@ -158,6 +158,7 @@ type Batch struct {
 type Deployment struct {
 	Name  string
 	Type  string // "global" or "datazone"
+	Zone  string // the data zone of a datazone deployment, e.g. "us" or "eu"
 	Model string // the model it serves, shown on its batches; "" means Name
 	// Encoding is the tokenizer encoding its input is counted with, e.g. "o200k_base".
 	Encoding string

@@ -12,6 +12,7 @@ type deploymentJSON struct {
 	Object       string     `json:"object"`
 	Model        string     `json:"model"`
 	Type         string     `json:"type"`
+	Zone         *string    `json:"zone"`
 	Endpoints    []string   `json:"endpoints"`
 	InputFormats []string   `json:"input_formats"`
 	Encoding     string     `json:"encoding"`
@@ -50,7 +51,7 @@ type holdJSON struct {
 
 func encodeDeployment(d *sluice.DeploymentStatus) deploymentJSON {
 	out := deploymentJSON{
-		ID: d.Name, Object: "deployment", Model: d.ModelName(), Type: d.Type, Endpoints: d.Endpoints,
+		ID: d.Name, Object: "deployment", Model: d.ModelName(), Type: d.Type, Zone: nullable(d.Zone), Endpoints: d.Endpoints,
 		InputFormats: d.InputFormats, Encoding: d.Encoding, Batches: []holdJSON{},
 		Quota: quotaJSON{EnqueuedTokens: d.Enqueued, DynamicQuota: d.Quota.Dynamic, DynamicShare: d.Quota.DynamicShare, Idle: d.Idle},
 	}

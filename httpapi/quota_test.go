@@ -113,7 +113,7 @@ func TestDeploymentsAnswer(t *testing.T) {
 			Price: sluice.Price{Currency: "USD", Input: 1, CachedInput: 0.5, Output: 4, BatchDiscount: 0.5}},
 			Enqueued: 1200, Allowed: 1500, Idle: true,
 			Batches: []*sluice.Batch{{ID: "batch_1", Status: sluice.StatusInProgress, InputTokens: 1200}}},
-		{Deployment: sluice.Deployment{Name: "b", Type: "datazone", Model: "m"}},
+		{Deployment: sluice.Deployment{Name: "b", Type: "datazone", Zone: "eu", Model: "m"}},
 	}
 	s := NewServer(nil, &quotaService{deps: deps}, nil)
 	res, body := call(t, s, "GET", "/openai/deployments/a?api-version=2024-10-21", "")
@@ -135,6 +135,7 @@ func TestDeploymentsAnswer(t *testing.T) {
 		Data []struct {
 			ID    string         `json:"id"`
 			Model string         `json:"model"`
+			Zone  *string        `json:"zone"`
 			Quota map[string]any `json:"quota"`
 			Price any            `json:"price"`
 		} `json:"data"`
@@ -143,7 +144,7 @@ func TestDeploymentsAnswer(t *testing.T) {
 		t.Fatalf("list: got %d %s", res.StatusCode, body)
 	}
 	b := list.Data[1]
-	if b.Model != "m" || b.Quota["maximum_enqueued_tokens"] != nil || b.Quota["available_tokens"] != nil || b.Price != nil {
+	if b.Model != "m" || b.Zone == nil || *b.Zone != "eu" || b.Quota["maximum_enqueued_tokens"] != nil || b.Quota["available_tokens"] != nil || b.Price != nil {
 		t.Errorf("deployment b without a limit or prices: got %+v", b)
 	}
 

@@ -34,6 +34,7 @@ type ProjectConfig struct {
 type DeploymentConfig struct {
 	Name         string   `yaml:"name"`
 	Type         string   `yaml:"type"`     // global (default) or datazone
+	Zone         string   `yaml:"zone"`     // the data zone of a datazone deployment, e.g. us or eu
 	Model        string   `yaml:"model"`    // the model shown on its batches; default the name
 	Encoding     string   `yaml:"encoding"` // tokenizer encoding; default o200k_base
 	Endpoints    []string `yaml:"endpoints"`
@@ -184,6 +185,9 @@ func (c *Config) Validate() error {
 		if len(d.Upstreams) == 0 {
 			return fmt.Errorf("deployments[%d].upstreams is empty", i)
 		}
+		if d.Zone != "" && d.typ() != "datazone" {
+			return fmt.Errorf("deployments[%d].zone is set, but only a datazone deployment has a zone", i)
+		}
 		for _, ep := range d.Endpoints {
 			if jsonl.NormalizeEndpoint(ep) == "" {
 				return fmt.Errorf("deployments[%d].endpoints: %q is not one of %s", i, ep, strings.Join(sluice.Endpoints, ", "))
@@ -259,7 +263,7 @@ func (c *Config) Keys() []string {
 func (c *Config) domain() []sluice.Deployment {
 	var out []sluice.Deployment
 	for _, d := range c.Deployments {
-		dep := sluice.Deployment{Name: d.Name, Type: d.typ(), Model: d.Model, Encoding: d.Encoding,
+		dep := sluice.Deployment{Name: d.Name, Type: d.typ(), Zone: d.Zone, Model: d.Model, Encoding: d.Encoding,
 			InputFormats: d.InputFormats}
 		for _, ep := range d.Endpoints {
 			dep.Endpoints = append(dep.Endpoints, jsonl.NormalizeEndpoint(ep))

@@ -163,6 +163,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"bad-limit", "deployments:\n  - name: d\n    enqueued_token_limit: lots\n    upstreams: [{base_url: 'http://a'}]\n", "enqueued_token_limit"},
 		{"negative-limit", "deployments:\n  - name: d\n    enqueued_token_limit: -5\n    upstreams: [{base_url: 'http://a'}]\n", "enqueued_token_limit"},
 		{"no-default-limit", "deployments:\n  - name: llama\n    enqueued_token_limit: default\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[0].enqueued_token_limit"},
+		{"zone-on-global", "deployments:\n  - name: d\n    zone: eu\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[0].zone"},
 		{"bad-share", "deployments:\n  - name: d\n    dynamic_quota_share: -1\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[0].dynamic_quota_share"},
 		{"bad-discount", "deployments:\n  - name: d\n    price: {input: 1, batch_discount: 2}\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[0].price.batch_discount"},
 		{"bad-endpoint", "deployments:\n  - name: d\n    endpoints: [/v1/images]\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[0].endpoints"},
