@@ -44,6 +44,9 @@ type BatchCreate struct {
 	CompletionWindow   string
 	Metadata           map[string]string
 	OutputExpiresAfter int64 // seconds; 0 means none
+	// Deployment, when set, is the deployment the create was addressed to: the input's
+	// lines must name it.
+	Deployment string
 	// DryRun checks the input and the quota and answers whether the batch would be
 	// admitted now, without creating it.
 	DryRun bool

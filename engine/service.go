@@ -187,6 +187,15 @@ func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 		CreatedAt:          now,
 		ExpiresAt:          sluice.Ptr(now.Add(24 * time.Hour)),
 	}
+	if c.Deployment != "" && (f.Scan == nil || f.Scan.Model != c.Deployment) {
+		model := ""
+		if f.Scan != nil {
+			model = f.Scan.Model
+		}
+		return nil, nil, sluice.Errorf(sluice.KindInvalid,
+			"The batch was sent to deployment %q, but the lines of %s name %q; send it to that deployment, or without one.",
+			c.Deployment, f.ID, model).WithParam("input_file_id").WithCode("model_mismatch")
+	}
 	problems := e.checkInput(c.Endpoint, f)
 	var d *deployment
 	if f.Scan != nil {

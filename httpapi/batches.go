@@ -33,7 +33,7 @@ func (s *Server) handleBatchCreate(w http.ResponseWriter, r *http.Request) error
 	}
 	c := sluice.BatchCreate{
 		InputFileID: in.InputFileID, Endpoint: in.Endpoint, CompletionWindow: in.CompletionWindow, Metadata: in.Metadata,
-		DryRun: in.DryRun,
+		DryRun: in.DryRun, Deployment: r.PathValue("deployment"),
 	}
 	if oe := in.OutputExpiresAfter; oe != nil {
 		if oe.Anchor != "" && oe.Anchor != "created_at" {
@@ -77,7 +77,7 @@ func setQuotaHeaders(h http.Header, a *sluice.Admission) {
 // createdStatus is 201 on the Azure preview API versions, which answer a create so, and
 // 200 on the GA version and on /v1, as OpenAI does.
 func createdStatus(r *http.Request) int {
-	if strings.HasPrefix(r.URL.Path, "/openai/") && strings.HasSuffix(r.URL.Query().Get("api-version"), "-preview") {
+	if family(r) == familyAzure && strings.HasSuffix(r.URL.Query().Get("api-version"), "-preview") {
 		return http.StatusCreated
 	}
 	return http.StatusOK

@@ -22,6 +22,20 @@ var codes = map[sluice.Kind]int{
 	sluice.KindInternal:     http.StatusInternalServerError,
 }
 
+// azureCodes maps each Kind to the code of Azure OpenAI's ErrorCode list that the
+// /openai routes send when the error has no code of its own.
+var azureCodes = map[sluice.Kind]string{
+	sluice.KindInvalid:      "invalidPayload",
+	sluice.KindUnauthorized: "unauthorized",
+	sluice.KindForbidden:    "forbidden",
+	sluice.KindNotFound:     "notFound",
+	sluice.KindConflict:     "conflict",
+	sluice.KindTooLarge:     "invalidPayload",
+	sluice.KindRateLimited:  "tooManyRequests",
+	sluice.KindUnavailable:  "serviceUnavailable",
+	sluice.KindInternal:     "internalFailure",
+}
+
 // StatusCode returns the HTTP status for err.
 func StatusCode(err error) int {
 	if c, ok := codes[sluice.ErrorKind(err)]; ok {
@@ -55,6 +69,10 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	}
 	if e, ok := asError(err); ok {
 		body.Param, body.Code = nullable(e.Param), nullable(e.Code)
+	}
+	if body.Code == nil && family(r) == familyAzure {
+		// Azure's error shape requires a code from its ErrorCode list.
+		body.Code = nullable(azureCodes[sluice.ErrorKind(err)])
 	}
 	if status == http.StatusConflict {
 		// The official SDKs retry 409 by default; a conflict here (cancel an ended

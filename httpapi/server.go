@@ -99,10 +99,29 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// requireAPIVersion checks api-version on the /openai routes.
+// Route families: what a path's prefix says about the dialect to answer in.
+const (
+	familyOpenAI  = iota // /v1: the OpenAI API
+	familyAzure          // /openai: Azure OpenAI, api-version required
+	familyAzureV1        // /openai/v1: Azure's OpenAI-compatible routes, api-version optional
+)
+
+// family returns the route family of r.
+func family(r *http.Request) int {
+	p := r.URL.Path
+	switch {
+	case p == "/openai/v1" || strings.HasPrefix(p, "/openai/v1/"):
+		return familyAzureV1
+	case p == "/openai" || strings.HasPrefix(p, "/openai/"):
+		return familyAzure
+	}
+	return familyOpenAI
+}
+
+// requireAPIVersion checks api-version on the /openai routes; /openai/v1 takes any.
 func (s *Server) requireAPIVersion(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/openai/") && r.URL.Path != "/openai" {
+		if family(r) != familyAzure {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -366,6 +366,16 @@ func TestAzureClientFlow(t *testing.T) {
 	runFlow(t, azureClient(e, e.key, option.WithMaxRetries(0)), e, openai.BatchNewParamsEndpoint("/chat/completions"))
 }
 
+// Azure's OpenAI-compatible /openai/v1 routes, as Azure's current guides use them: a
+// plain client with that base URL and an api-key header.
+func TestAzureV1ClientFlow(t *testing.T) {
+	t.Parallel()
+	e := getEnv(t)
+	client := openai.NewClient(option.WithBaseURL(e.url+"/openai/v1/"), option.WithAPIKey(e.key),
+		option.WithHeader("api-key", e.key), option.WithMaxRetries(0))
+	runFlow(t, client, e, openai.BatchNewParamsEndpointV1ChatCompletions)
+}
+
 func TestOpenAIClientFlow(t *testing.T) {
 	t.Parallel()
 	e := getEnv(t)

@@ -174,6 +174,14 @@ test('AzureOpenAI client: upload, batch, poll, results, cleanup', { timeout: 180
   await runFlow(t, client, '/chat/completions');
 });
 
+test('AzureOpenAI client built for a deployment: create goes to the deployment', { timeout: 180_000 }, async (t) => {
+  requireURL();
+  const client = new AzureOpenAI({
+    endpoint: SLUICE_URL, apiKey: API_KEY, apiVersion: API_VERSION, deployment: DEPLOYMENT, maxRetries: 0,
+  });
+  await runFlow(t, client, '/chat/completions');
+});
+
 test('OpenAI client: upload, batch, poll, results, cleanup', { timeout: 180_000 }, async (t) => {
   requireURL();
   const client = new OpenAI({ baseURL: SLUICE_URL + '/v1', apiKey: API_KEY, maxRetries: 0 });
