@@ -10,15 +10,16 @@ type Kind string
 
 // The kinds of error. The comment gives the HTTP status httpapi sends.
 const (
-	KindInvalid      Kind = "invalid"      // 400
-	KindUnauthorized Kind = "unauthorized" // 401
-	KindForbidden    Kind = "forbidden"    // 403
-	KindNotFound     Kind = "not_found"    // 404
-	KindConflict     Kind = "conflict"     // 409, e.g. cancel a completed batch
-	KindTooLarge     Kind = "too_large"    // 413
-	KindRateLimited  Kind = "rate_limited" // 429
-	KindUnavailable  Kind = "unavailable"  // 503, retryable
-	KindInternal     Kind = "internal"     // 500; everything unclassified
+	KindInvalid          Kind = "invalid"            // 400
+	KindUnauthorized     Kind = "unauthorized"       // 401
+	KindForbidden        Kind = "forbidden"          // 403
+	KindNotFound         Kind = "not_found"          // 404
+	KindMethodNotAllowed Kind = "method_not_allowed" // 405
+	KindConflict         Kind = "conflict"           // 409, e.g. cancel a completed batch
+	KindTooLarge         Kind = "too_large"          // 413
+	KindRateLimited      Kind = "rate_limited"       // 429
+	KindUnavailable      Kind = "unavailable"        // 503, retryable
+	KindInternal         Kind = "internal"           // 500; everything unclassified
 )
 
 // Error is an error whose Message is safe to show to API callers.

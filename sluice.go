@@ -12,9 +12,13 @@ const (
 	MaxBatchErrors = 100
 	// CompletionWindow is the only completion window accepted.
 	CompletionWindow = "24h"
-	// MinFileExpiry and MaxFileExpiry bound expires_after.seconds, 14 to 30 days.
+	// MinFileExpiry and MaxFileExpiry bound expires_after.seconds, 14 to 30 days, as
+	// the Azure product does.
 	MinFileExpiry = 1209600
 	MaxFileExpiry = 2592000
+	// MinFileExpiryOpenAI is the shortest expires_after.seconds the OpenAI API takes,
+	// an hour; its batch input files expire after MaxFileExpiry unless told otherwise.
+	MinFileExpiryOpenAI = 3600
 )
 
 // Purpose says what a file is for. Values are the wire strings.

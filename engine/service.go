@@ -151,15 +151,18 @@ func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 		return nil, nil, sluice.Errorf(sluice.KindInvalid,
 			"Invalid value for 'endpoint': %q. Supported values are '/chat/completions', '/completions', '/embeddings' and '/responses', with or without the '/v1' prefix.", c.Endpoint).WithParam("endpoint")
 	}
+	if c.CompletionWindow == "" {
+		return nil, nil, sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'completion_window'. The only supported value is '24h'.").WithParam("completion_window")
+	}
 	if c.CompletionWindow != sluice.CompletionWindow {
 		return nil, nil, sluice.Errorf(sluice.KindInvalid, "Invalid value for 'completion_window': %q. The only supported value is '24h'.", c.CompletionWindow).WithParam("completion_window")
 	}
 	if err := validateMetadata(c.Metadata); err != nil {
 		return nil, nil, err
 	}
-	if c.OutputExpiresAfter != 0 && (c.OutputExpiresAfter < sluice.MinFileExpiry || c.OutputExpiresAfter > sluice.MaxFileExpiry) {
-		return nil, nil, sluice.Errorf(sluice.KindInvalid, "'output_expires_after.seconds' must be between %d (14 days) and %d (30 days).",
-			sluice.MinFileExpiry, sluice.MaxFileExpiry).WithParam("output_expires_after.seconds")
+	if c.OutputExpiresAfter != 0 && (c.OutputExpiresAfter < sluice.MinFileExpiryOpenAI || c.OutputExpiresAfter > sluice.MaxFileExpiry) {
+		return nil, nil, sluice.Errorf(sluice.KindInvalid, "'output_expires_after.seconds' must be from %d (1 hour) to %d (30 days).",
+			sluice.MinFileExpiryOpenAI, sluice.MaxFileExpiry).WithParam("output_expires_after.seconds")
 	}
 	f, err := e.store.FindFileByID(ctx, c.InputFileID)
 	if sluice.ErrorKind(err) == sluice.KindNotFound {

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -23,7 +25,10 @@ type batchCreateJSON struct {
 		Seconds int64  `json:"seconds"`
 		Anchor  string `json:"anchor"`
 	} `json:"output_expires_after"`
-	DryRun bool `json:"dry_run"`
+	// Anchor at the top level is where the Azure guide's example puts the anchor of
+	// output_expires_after; the Azure routes take it there too.
+	Anchor string `json:"anchor"`
+	DryRun bool   `json:"dry_run"`
 }
 
 func (s *Server) handleBatchCreate(w http.ResponseWriter, r *http.Request) error {
@@ -36,12 +41,26 @@ func (s *Server) handleBatchCreate(w http.ResponseWriter, r *http.Request) error
 		DryRun: in.DryRun, Deployment: r.PathValue("deployment"),
 	}
 	if oe := in.OutputExpiresAfter; oe != nil {
-		if oe.Anchor != "" && oe.Anchor != "created_at" {
-			return sluice.Errorf(sluice.KindInvalid, "Invalid value for 'output_expires_after.anchor': %q. The only supported value is 'created_at'.", oe.Anchor).
+		anchor := oe.Anchor
+		if anchor == "" && family(r) != familyOpenAI {
+			anchor = in.Anchor
+		}
+		switch anchor {
+		case "created_at":
+		case "":
+			if family(r) == familyOpenAI {
+				return sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'output_expires_after.anchor'.").WithParam("output_expires_after.anchor")
+			}
+		default:
+			return sluice.Errorf(sluice.KindInvalid, "Invalid value for 'output_expires_after.anchor': %q. The only supported value is 'created_at'.", anchor).
 				WithParam("output_expires_after.anchor")
 		}
 		if oe.Seconds == 0 {
 			return sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'output_expires_after.seconds'.").WithParam("output_expires_after.seconds")
+		}
+		if lo := minExpiry(r); oe.Seconds < lo || oe.Seconds > sluice.MaxFileExpiry {
+			return sluice.Errorf(sluice.KindInvalid, "'output_expires_after.seconds' must be from %d (%s) to %d (30 days).",
+				lo, expiryWords(lo), sluice.MaxFileExpiry).WithParam("output_expires_after.seconds")
 		}
 		c.OutputExpiresAfter = oe.Seconds
 	}
@@ -83,9 +102,32 @@ func createdStatus(r *http.Request) int {
 	return http.StatusOK
 }
 
+// minExpiry is the shortest file lifetime a route family accepts: an hour on /v1, as
+// OpenAI does, and 14 days on the Azure routes, as the product does.
+func minExpiry(r *http.Request) int64 {
+	if family(r) == familyOpenAI {
+		return sluice.MinFileExpiryOpenAI
+	}
+	return sluice.MinFileExpiry
+}
+
+func expiryWords(seconds int64) string {
+	if seconds == sluice.MinFileExpiryOpenAI {
+		return "1 hour"
+	}
+	return "14 days"
+}
+
 // decodeJSON reads a JSON object body into v. Unknown members are ignored, as the
-// Azure guides show some (a top-level "anchor") that clients copy.
+// Azure guides show some (a top-level "anchor") that clients copy. A body that is
+// not JSON by its Content-Type, not one object, or has anything after it, is refused.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return sluice.Errorf(sluice.KindInvalid, "The request body has Content-Type %q; send a JSON object with 'Content-Type: application/json'.", ct)
+		}
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBytes))
 	err := dec.Decode(v)
 	var (
@@ -95,17 +137,63 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	)
 	switch {
 	case err == nil:
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			if errors.As(err, &tooBig) {
+				return sluice.Errorf(sluice.KindTooLarge, "The request body is larger than %d bytes.", maxJSONBytes)
+			}
+			return sluice.Errorf(sluice.KindInvalid, "The request body has more after its JSON object (at byte %d); send one object.", dec.InputOffset())
+		}
 		return nil
 	case errors.Is(err, io.EOF):
 		return sluice.Errorf(sluice.KindInvalid, "The request body is empty; send a JSON object.")
 	case errors.As(err, &tooBig):
 		return sluice.Errorf(sluice.KindTooLarge, "The request body is larger than %d bytes.", maxJSONBytes)
 	case errors.As(err, &typ):
-		return sluice.Errorf(sluice.KindInvalid, "Invalid type for '%s': expected %s.", typ.Field, typ.Type).WithParam(typ.Field)
+		if typ.Field == "" {
+			return sluice.Errorf(sluice.KindInvalid, "The request body is a JSON %s; send a JSON object.", typ.Value)
+		}
+		return sluice.Errorf(sluice.KindInvalid, "Invalid type for '%s': expected %s, but got %s.", typ.Field, jsonKind(typ.Type), article(typ.Value)).
+			WithParam(typ.Field)
 	case errors.As(err, &syntax):
 		return sluice.Errorf(sluice.KindInvalid, "The request body is not valid JSON (at byte %d).", syntax.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return sluice.Errorf(sluice.KindInvalid, "The request body ends inside its JSON object.")
 	}
-	return sluice.Errorf(sluice.KindInvalid, "The request body could not be read as JSON: %v.", err)
+	return sluice.Errorf(sluice.KindInvalid, "The request body could not be read as a JSON object.").WithErr(err)
+}
+
+// jsonKind names the JSON kind of value a Go type is decoded from.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
+}
+
+// article puts "a" or "an" before a JSON kind as encoding/json names it.
+func article(kind string) string {
+	switch {
+	case kind == "":
+		return "something else"
+	case strings.HasPrefix(kind, "number"):
+		return "a " + kind
+	case strings.IndexByte("aeiou", kind[0]) >= 0:
+		return "an " + kind
+	}
+	return "a " + kind
 }
 
 func (s *Server) handleBatchGet(w http.ResponseWriter, r *http.Request) error {

@@ -11,29 +11,31 @@ import (
 
 // codes maps each Kind to its HTTP status: the one table of it.
 var codes = map[sluice.Kind]int{
-	sluice.KindInvalid:      http.StatusBadRequest,
-	sluice.KindUnauthorized: http.StatusUnauthorized,
-	sluice.KindForbidden:    http.StatusForbidden,
-	sluice.KindNotFound:     http.StatusNotFound,
-	sluice.KindConflict:     http.StatusConflict,
-	sluice.KindTooLarge:     http.StatusRequestEntityTooLarge,
-	sluice.KindRateLimited:  http.StatusTooManyRequests,
-	sluice.KindUnavailable:  http.StatusServiceUnavailable,
-	sluice.KindInternal:     http.StatusInternalServerError,
+	sluice.KindInvalid:          http.StatusBadRequest,
+	sluice.KindUnauthorized:     http.StatusUnauthorized,
+	sluice.KindForbidden:        http.StatusForbidden,
+	sluice.KindNotFound:         http.StatusNotFound,
+	sluice.KindMethodNotAllowed: http.StatusMethodNotAllowed,
+	sluice.KindConflict:         http.StatusConflict,
+	sluice.KindTooLarge:         http.StatusRequestEntityTooLarge,
+	sluice.KindRateLimited:      http.StatusTooManyRequests,
+	sluice.KindUnavailable:      http.StatusServiceUnavailable,
+	sluice.KindInternal:         http.StatusInternalServerError,
 }
 
 // azureCodes maps each Kind to the code of Azure OpenAI's ErrorCode list that the
 // /openai routes send when the error has no code of its own.
 var azureCodes = map[sluice.Kind]string{
-	sluice.KindInvalid:      "invalidPayload",
-	sluice.KindUnauthorized: "unauthorized",
-	sluice.KindForbidden:    "forbidden",
-	sluice.KindNotFound:     "notFound",
-	sluice.KindConflict:     "conflict",
-	sluice.KindTooLarge:     "invalidPayload",
-	sluice.KindRateLimited:  "tooManyRequests",
-	sluice.KindUnavailable:  "serviceUnavailable",
-	sluice.KindInternal:     "internalFailure",
+	sluice.KindInvalid:          "invalidPayload",
+	sluice.KindUnauthorized:     "unauthorized",
+	sluice.KindForbidden:        "forbidden",
+	sluice.KindNotFound:         "notFound",
+	sluice.KindMethodNotAllowed: "invalidPayload",
+	sluice.KindConflict:         "conflict",
+	sluice.KindTooLarge:         "invalidPayload",
+	sluice.KindRateLimited:      "tooManyRequests",
+	sluice.KindUnavailable:      "serviceUnavailable",
+	sluice.KindInternal:         "internalFailure",
 }
 
 // StatusCode returns the HTTP status for err.

@@ -91,12 +91,22 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error 
 	if err := checkPurpose(purpose); err != nil {
 		return drop(err)
 	}
-	if expiresSeconds != "" || expiresAnchor != "" {
-		at, err := fileExpiry(file.CreatedAt, expiresSeconds, expiresAnchor)
+	var expires *time.Time
+	switch {
+	case expiresSeconds != "" || expiresAnchor != "":
+		at, err := fileExpiry(file.CreatedAt, expiresSeconds, expiresAnchor, minExpiry(r))
 		if err != nil {
 			return drop(err)
 		}
-		if file, err = s.store.UpdateFile(r.Context(), file.ID, sluice.FileUpdate{ExpiresAt: &at}); err != nil {
+		expires = &at
+	case family(r) == familyOpenAI:
+		// OpenAI's batch input files expire after 30 days unless told otherwise; the
+		// Azure product keeps them until deleted.
+		expires = sluice.Ptr(file.CreatedAt.Add(sluice.MaxFileExpiry * time.Second))
+	}
+	if expires != nil {
+		var err error
+		if file, err = s.store.UpdateFile(r.Context(), file.ID, sluice.FileUpdate{ExpiresAt: expires}); err != nil {
 			return drop(err)
 		}
 	}
@@ -114,15 +124,15 @@ func checkPurpose(p string) error {
 	return sluice.Errorf(sluice.KindInvalid, "Invalid value for 'purpose': %q. Sluice stores files for batches: use 'batch'.", p).WithParam("purpose")
 }
 
-func fileExpiry(created time.Time, seconds, anchor string) (time.Time, error) {
+func fileExpiry(created time.Time, seconds, anchor string, lo int64) (time.Time, error) {
 	if anchor != "" && anchor != "created_at" {
 		return time.Time{}, sluice.Errorf(sluice.KindInvalid, "Invalid value for 'expires_after.anchor': %q. The only supported value is 'created_at'.", anchor).
 			WithParam("expires_after.anchor")
 	}
 	n, err := strconv.ParseInt(seconds, 10, 64)
-	if err != nil || n < sluice.MinFileExpiry || n > sluice.MaxFileExpiry {
-		return time.Time{}, sluice.Errorf(sluice.KindInvalid, "'expires_after.seconds' must be a whole number from %d (14 days) to %d (30 days).",
-			sluice.MinFileExpiry, sluice.MaxFileExpiry).WithParam("expires_after.seconds")
+	if err != nil || n < lo || n > sluice.MaxFileExpiry {
+		return time.Time{}, sluice.Errorf(sluice.KindInvalid, "'expires_after.seconds' must be a whole number from %d (%s) to %d (30 days).",
+			lo, expiryWords(lo), sluice.MaxFileExpiry).WithParam("expires_after.seconds")
 	}
 	return created.Add(time.Duration(n) * time.Second), nil
 }

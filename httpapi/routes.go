@@ -1,6 +1,11 @@
 package httpapi
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+
+	"github.com/sluice-batch/sluice"
+)
 
 // routes lists every route of the API. Each resource is served three times: under /v1
 // as the OpenAI API does, under /openai with a required api-version as Azure OpenAI
@@ -25,10 +30,34 @@ func (s *Server) routes() http.Handler {
 		api.Handle("GET "+prefix+"/deployments", s.handle(s.handleDeploymentList))
 		api.Handle("GET "+prefix+"/deployments/{deployment}", s.handle(s.handleDeploymentGet))
 	}
-	api.Handle("/", s.handle(s.handleNotFound))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", handleHealth)
-	mux.Handle("/", s.authenticate(s.requireAPIVersion(api)))
+	mux.Handle("/", s.authenticate(s.requireAPIVersion(s.unrouted(api))))
 	return mux
+}
+
+// unrouted answers, in the API's error shape, what api has no route for: 405 with
+// Allow when the path has routes for other methods, 404 otherwise.
+func (s *Server) unrouted(api *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := api.Handler(r); pattern != "" {
+			api.ServeHTTP(w, r)
+			return
+		}
+		var allow []string
+		for _, m := range []string{"GET", "POST", "DELETE"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := api.Handler(probe); pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			writeError(w, r, s.log, sluice.Errorf(sluice.KindNotFound, "Invalid URL (%s %s).", r.Method, r.URL.Path))
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, r, s.log, sluice.Errorf(sluice.KindMethodNotAllowed, "%s is not allowed on %s; use %s.", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+	})
 }

@@ -142,7 +142,3 @@ func (s *Server) requireAPIVersion(next http.Handler) http.Handler {
 func handleHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
-
-func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) error {
-	return sluice.Errorf(sluice.KindNotFound, "Invalid URL (%s %s).", r.Method, r.URL.Path)
-}

@@ -487,7 +487,9 @@ func TestCreateRejectsBadParameters(t *testing.T) {
 		{"bad-window", map[string]any{"input_file_id": f.ID, "endpoint": "/v1/chat/completions", "completion_window": "48h"}, "completion_window"},
 		{"too-much-metadata", map[string]any{"input_file_id": f.ID, "endpoint": "/v1/chat/completions", "completion_window": "24h", "metadata": meta}, "metadata"},
 		{"metadata-value-too-long", map[string]any{"input_file_id": f.ID, "endpoint": "/v1/chat/completions", "completion_window": "24h", "metadata": map[string]string{"k": strings.Repeat("x", 513)}}, "metadata"},
-		{"output-expiry-too-short", map[string]any{"input_file_id": f.ID, "endpoint": "/v1/chat/completions", "completion_window": "24h", "output_expires_after": map[string]any{"seconds": 60}}, "output_expires_after.seconds"},
+		{"output-expiry-too-short", map[string]any{"input_file_id": f.ID, "endpoint": "/v1/chat/completions", "completion_window": "24h", "output_expires_after": map[string]any{"seconds": 60, "anchor": "created_at"}}, "output_expires_after.seconds"},
+		{"output-expiry-no-anchor", map[string]any{"input_file_id": f.ID, "endpoint": "/v1/chat/completions", "completion_window": "24h", "output_expires_after": map[string]any{"seconds": 3600}}, "output_expires_after.anchor"},
+		{"missing-window", map[string]any{"input_file_id": f.ID, "endpoint": "/v1/chat/completions"}, "completion_window"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

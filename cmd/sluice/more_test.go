@@ -234,8 +234,14 @@ func TestBadRequestBodies(t *testing.T) {
 			body: `{"input_file_id":"file-x","endpoint":"/v1/chat/completions","completion_window":24}`, status: 400, param: "completion_window"},
 		{name: "upload-not-multipart", method: "POST", path: "/v1/files", contentType: "application/json", body: `{}`, status: 400},
 		{name: "upload-broken-multipart", method: "POST", path: "/v1/files", contentType: "multipart/form-data; boundary=xyz", body: "--xyz\r\nnonsense", status: 400},
+		{name: "create-junk-after-body", method: "POST", path: "/v1/batches", contentType: "application/json",
+			body: `{"input_file_id":"file-x","endpoint":"/v1/chat/completions","completion_window":"24h"} {}`, status: 400},
+		{name: "create-text-plain", method: "POST", path: "/v1/batches", contentType: "text/plain",
+			body: `{"input_file_id":"file-x","endpoint":"/v1/chat/completions","completion_window":"24h"}`, status: 400},
+		{name: "create-array-body", method: "POST", path: "/v1/batches", contentType: "application/json", body: `[]`, status: 400},
 		{name: "unknown-route", method: "GET", path: "/v1/assistants", status: 404},
-		{name: "wrong-method", method: "PUT", path: "/v1/batches", status: 404},
+		{name: "wrong-method", method: "PUT", path: "/v1/batches", status: 405},
+		{name: "wrong-method-on-item", method: "DELETE", path: "/openai/batches/batch_1?api-version=2024-10-21", status: 405},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -248,6 +254,12 @@ func TestBadRequestBodies(t *testing.T) {
 			}
 			if tc.param != "" && (e.Error.Param == nil || *e.Error.Param != tc.param) {
 				t.Errorf("param: got %v, want %q", e.Error.Param, tc.param)
+			}
+			// Messages speak of JSON, never of the Go types behind it.
+			for _, leak := range []string{"httpapi.", "map[", "int64", "string]", "struct"} {
+				if strings.Contains(e.Error.Message, leak) {
+					t.Errorf("message %q names a Go type (%s)", e.Error.Message, leak)
+				}
 			}
 		})
 	}

@@ -67,3 +67,41 @@ func TestAzureErrorCodes(t *testing.T) {
 		}
 	}
 }
+
+// File lifetimes follow each family: on /v1 an hour is the shortest and batch input
+// expires after 30 days by default, as OpenAI does; on /openai 14 days is the shortest
+// and files are kept until deleted, as the product does.
+func TestFileExpiryByFamily(t *testing.T) {
+	t.Parallel()
+	c := MustRunMain(t, nil)
+	content := chatLines(1, "gpt-4o-mini")
+	hour := map[string]string{"purpose": "batch", "expires_after[seconds]": "3600", "expires_after[anchor]": "created_at"}
+	for _, tc := range []struct {
+		path    string
+		fields  map[string]string
+		status  int
+		expires int64 // seconds after created_at; -1 for none
+	}{
+		{"/v1/files", map[string]string{"purpose": "batch"}, 200, 2592000},
+		{"/v1/files", hour, 200, 3600},
+		{"/openai/files?api-version=2024-10-21", map[string]string{"purpose": "batch"}, 200, -1},
+		{"/openai/files?api-version=2024-10-21", hour, 400, 0},
+	} {
+		status, b := c.upload(tc.path, "in.jsonl", content, tc.fields)
+		var f fileObj
+		_ = json.Unmarshal(b, &f)
+		if status != tc.status {
+			t.Errorf("%s %v: got %d %s, want %d", tc.path, tc.fields, status, b, tc.status)
+			continue
+		}
+		if status != 200 {
+			continue
+		}
+		switch {
+		case tc.expires < 0 && f.ExpiresAt != nil:
+			t.Errorf("%s: expires_at %d, want none", tc.path, *f.ExpiresAt)
+		case tc.expires > 0 && (f.ExpiresAt == nil || *f.ExpiresAt-f.CreatedAt != tc.expires):
+			t.Errorf("%s %v: expires_at %v, want created_at+%d", tc.path, tc.fields, f.ExpiresAt, tc.expires)
+		}
+	}
+}
