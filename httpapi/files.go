@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -110,7 +111,17 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error 
 			return drop(err)
 		}
 	}
-	writeJSON(w, http.StatusOK, encodeFile(file))
+	status := http.StatusOK
+	if family(r) == familyAzure {
+		// Azure's Files_Upload answers 201 Created with the file's URL.
+		loc := "/openai/files/" + file.ID
+		if v := r.URL.Query().Get("api-version"); v != "" {
+			loc += "?api-version=" + url.QueryEscape(v)
+		}
+		w.Header().Set("Location", loc)
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, encodeFile(file))
 	return nil
 }
 

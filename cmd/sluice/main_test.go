@@ -296,7 +296,7 @@ func TestQuickstart(t *testing.T) {
 	status, b := c.upload("/openai/files"+q, "test.jsonl", seedFile("gpt-4o-mini", "/chat/completions"),
 		map[string]string{"purpose": "batch", "expires_after.seconds": "1209600", "expires_after.anchor": "created_at"})
 	var f fileObj
-	if status != 200 || json.Unmarshal(b, &f) != nil {
+	if status != 201 || json.Unmarshal(b, &f) != nil { // Azure's Files_Upload answers 201
 		t.Fatalf("upload: got %d %s", status, b)
 	}
 	if f.Status != "processed" || f.Object != "file" || f.Purpose != "batch" || f.Filename != "test.jsonl" || !strings.HasPrefix(f.ID, "file-") {

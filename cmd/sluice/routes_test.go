@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"mime/multipart"
+	"net/http"
 	"testing"
 )
 
@@ -68,6 +72,48 @@ func TestAzureErrorCodes(t *testing.T) {
 	}
 }
 
+// Azure's upload answers 201 Created with the file's URL in Location; OpenAI's 200.
+func TestUploadStatusByFamily(t *testing.T) {
+	t.Parallel()
+	c := MustRunMain(t, nil)
+	for _, tc := range []struct {
+		path, location string
+		status         int
+	}{
+		{"/openai/files?api-version=2024-10-21", "/openai/files/%s?api-version=2024-10-21", 201},
+		{"/openai/v1/files", "", 200},
+		{"/v1/files", "", 200},
+	} {
+		req, ct := multipartUpload(t, chatLines(1, "gpt-4o-mini"))
+		res, err := http.Post(c.base+tc.path, ct, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f fileObj
+		_ = json.NewDecoder(res.Body).Decode(&f)
+		res.Body.Close()
+		want := ""
+		if tc.location != "" {
+			want = fmt.Sprintf(tc.location, f.ID)
+		}
+		if res.StatusCode != tc.status || res.Header.Get("Location") != want {
+			t.Errorf("%s: got %d, Location %q; want %d, %q", tc.path, res.StatusCode, res.Header.Get("Location"), tc.status, want)
+		}
+	}
+}
+
+// multipartUpload returns a multipart body uploading content for a batch.
+func multipartUpload(t *testing.T, content string) (*bytes.Buffer, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, _ := mw.CreateFormFile("file", "in.jsonl")
+	_, _ = fw.Write([]byte(content))
+	_ = mw.WriteField("purpose", "batch")
+	_ = mw.Close()
+	return &buf, mw.FormDataContentType()
+}
+
 // File lifetimes follow each family: on /v1 an hour is the shortest and batch input
 // expires after 30 days by default, as OpenAI does; on /openai 14 days is the shortest
 // and files are kept until deleted, as the product does.
@@ -84,7 +130,7 @@ func TestFileExpiryByFamily(t *testing.T) {
 	}{
 		{"/v1/files", map[string]string{"purpose": "batch"}, 200, 2592000},
 		{"/v1/files", hour, 200, 3600},
-		{"/openai/files?api-version=2024-10-21", map[string]string{"purpose": "batch"}, 200, -1},
+		{"/openai/files?api-version=2024-10-21", map[string]string{"purpose": "batch"}, 201, -1},
 		{"/openai/files?api-version=2024-10-21", hour, 400, 0},
 	} {
 		status, b := c.upload(tc.path, "in.jsonl", content, tc.fields)
@@ -94,7 +140,7 @@ func TestFileExpiryByFamily(t *testing.T) {
 			t.Errorf("%s %v: got %d %s, want %d", tc.path, tc.fields, status, b, tc.status)
 			continue
 		}
-		if status != 200 {
+		if status >= 300 {
 			continue
 		}
 		switch {
