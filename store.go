@@ -121,8 +121,12 @@ type FileUpdate struct {
 type BatchFilter struct {
 	Status     []Status // any of these
 	Deployment string   // batches of this deployment
-	After      string   // ID cursor: batches that come after this one, newest first
-	Limit      int
+	// CreatedFrom and CreatedTo bound created_at, in unix seconds, both inclusive.
+	CreatedFrom *int64
+	CreatedTo   *int64
+	After       string // ID cursor: batches that come after this one in the order
+	Limit       int
+	Asc         bool // oldest first; the default is newest first
 }
 
 // BatchUpdate changes a batch. Nil fields are left as they are.

@@ -220,9 +220,22 @@ func (s *Server) handleBatchList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	batches, more, err := s.store.FindBatches(r.Context(), sluice.BatchFilter{After: q.Get("after"), Limit: limit})
+	filter := sluice.BatchFilter{After: q.Get("after"), Limit: limit}
+	possible, err := parseBatchFilter(q.Get("$filter"), &filter)
 	if err != nil {
 		return err
+	}
+	if filter.Asc, err = parseOrderBy(q.Get("$orderby")); err != nil {
+		return err
+	}
+	var (
+		batches []*sluice.Batch
+		more    bool
+	)
+	if possible {
+		if batches, more, err = s.store.FindBatches(r.Context(), filter); err != nil {
+			return err
+		}
 	}
 	data := make([]batchJSON, len(batches))
 	for i, b := range batches {

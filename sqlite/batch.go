@@ -150,15 +150,27 @@ func (s *Store) FindBatches(ctx context.Context, filter sluice.BatchFilter) ([]*
 		where = append(where, "deployment = ?")
 		args = append(args, filter.Deployment)
 	}
+	if filter.CreatedFrom != nil {
+		where = append(where, "created_at >= ?")
+		args = append(args, *filter.CreatedFrom)
+	}
+	if filter.CreatedTo != nil {
+		where = append(where, "created_at <= ?")
+		args = append(args, *filter.CreatedTo)
+	}
+	cmp, order := "<", " ORDER BY seq DESC"
+	if filter.Asc {
+		cmp, order = ">", " ORDER BY seq ASC"
+	}
 	if filter.After != "" {
-		where = append(where, "seq < (SELECT seq FROM batches WHERE id = ?)")
+		where = append(where, "seq "+cmp+" (SELECT seq FROM batches WHERE id = ?)")
 		args = append(args, filter.After)
 	}
 	q := `SELECT ` + batchColumns + ` FROM batches`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY seq DESC"
+	q += order
 	if filter.Limit > 0 {
 		q += " LIMIT ?"
 		args = append(args, filter.Limit+1)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"mime/multipart"
 	"net/http"
+	"net/url"
+	"slices"
 	"testing"
 )
 
@@ -149,5 +151,46 @@ func TestFileExpiryByFamily(t *testing.T) {
 		case tc.expires > 0 && (f.ExpiresAt == nil || *f.ExpiresAt-f.CreatedAt != tc.expires):
 			t.Errorf("%s %v: expires_at %v, want created_at+%d", tc.path, tc.fields, f.ExpiresAt, tc.expires)
 		}
+	}
+}
+
+// GET /openai/batches honours $filter and $orderby, and refuses a malformed filter.
+func TestBatchListFilters(t *testing.T) {
+	t.Parallel()
+	c := MustRunMain(t, nil)
+	good := c.mustUpload(chatLines(1, "gpt-4o-mini"))
+	bad := c.mustUpload(chatLines(1, "no-such-deployment"))
+	var ids []string
+	for i := range 4 {
+		f := good
+		if i%2 == 1 {
+			f = bad
+		}
+		ids = append(ids, c.waitBatch(c.mustCreateBatch(f.ID, "/v1/chat/completions").ID, terminal).ID)
+	}
+	list := func(query string) (int, []string) {
+		var l struct {
+			Data []batchObj `json:"data"`
+		}
+		status := c.json("GET", "/openai/batches?api-version=2024-10-21&"+query, nil, &l)
+		var got []string
+		for _, b := range l.Data {
+			got = append(got, b.ID)
+		}
+		return status, got
+	}
+	if status, got := list("$filter=" + url.QueryEscape("status eq 'Completed'") + "&$orderby=created_at+asc"); status != 200 || !slices.Equal(got, []string{ids[0], ids[2]}) {
+		t.Errorf("completed, oldest first: got %d %v, want %v", status, got, []string{ids[0], ids[2]})
+	}
+	if status, got := list("$filter=" + url.QueryEscape("status eq 'failed'")); status != 200 || !slices.Equal(got, []string{ids[3], ids[1]}) {
+		t.Errorf("failed, newest first: got %d %v, want %v", status, got, []string{ids[3], ids[1]})
+	}
+	if status, got := list("$filter=" + url.QueryEscape("created_at gt 4000000000")); status != 200 || len(got) != 0 {
+		t.Errorf("created in the future: got %d %v, want none", status, got)
+	}
+	var e apiError
+	if status := c.json("GET", "/openai/batches?api-version=2024-10-21&$filter="+url.QueryEscape("garbage ("), nil, &e); status != 400 ||
+		e.Error.Param == nil || *e.Error.Param != "$filter" {
+		t.Errorf("malformed filter: got %d %+v, want 400 on $filter", status, e)
 	}
 }
