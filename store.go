@@ -91,8 +91,30 @@ type Store interface {
 	// deleting its work.
 	FindLeftoverWork(ctx context.Context, limit int) ([]string, error)
 
+	// StartIdempotent records that the first request with r.Key begins (r.Status 0),
+	// unless a record of that key created after notBefore exists: then it returns that
+	// record and false, and changes nothing. An older record is replaced.
+	StartIdempotent(ctx context.Context, r *IdempotentRecord, notBefore time.Time) (*IdempotentRecord, bool, error)
+	// FinishIdempotent stores the answer of the request that started r.Key.
+	FinishIdempotent(ctx context.Context, r *IdempotentRecord) error
+	// DeleteIdempotent removes the record of key, so that a retry runs again.
+	DeleteIdempotent(ctx context.Context, key string) error
+	// DeleteIdempotentBefore removes the records created before t.
+	DeleteIdempotentBefore(ctx context.Context, t time.Time) error
+
 	// Close releases the store's resources.
 	Close() error
+}
+
+// IdempotentRecord is the first answer to a request with an Idempotency-Key, which
+// repeats of the request get instead of running again.
+type IdempotentRecord struct {
+	Key         string // the route and the client's key
+	Fingerprint string // what the request asked, to refuse a key reused for another request
+	Status      int    // the answer's HTTP status; 0 while the first request runs
+	Header      map[string]string
+	Body        []byte
+	CreatedAt   time.Time
 }
 
 // FileFilter selects files. Zero fields select everything.

@@ -335,6 +335,10 @@ func (e *Engine) loop(ctx context.Context) {
 			if err := e.sweepLeftovers(ctx); err != nil && ctx.Err() == nil {
 				e.log.ErrorContext(ctx, "delete leftover work", "err", err)
 			}
+			// Idempotency-Key answers are kept for 24 hours.
+			if err := e.store.DeleteIdempotentBefore(ctx, now.Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+				e.log.ErrorContext(ctx, "delete old idempotency records", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

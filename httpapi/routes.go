@@ -14,15 +14,15 @@ import (
 func (s *Server) routes() http.Handler {
 	api := http.NewServeMux()
 	// The Azure clients built for one deployment send a batch create to the deployment.
-	api.Handle("POST /openai/deployments/{deployment}/batches", s.handle(s.handleBatchCreate))
+	api.Handle("POST /openai/deployments/{deployment}/batches", s.idempotent(s.handle(s.handleBatchCreate)))
 	for _, prefix := range []string{"/v1", "/openai", "/openai/v1"} {
-		api.Handle("POST "+prefix+"/files", s.handle(s.handleFileUpload))
+		api.Handle("POST "+prefix+"/files", s.idempotent(s.handle(s.handleFileUpload)))
 		api.Handle("GET "+prefix+"/files", s.handle(s.handleFileList))
 		api.Handle("GET "+prefix+"/files/{file_id}", s.handle(s.handleFileGet))
 		api.Handle("DELETE "+prefix+"/files/{file_id}", s.handle(s.handleFileDelete))
 		api.Handle("GET "+prefix+"/files/{file_id}/content", s.handle(s.handleFileContent))
 
-		api.Handle("POST "+prefix+"/batches", s.handle(s.handleBatchCreate))
+		api.Handle("POST "+prefix+"/batches", s.idempotent(s.handle(s.handleBatchCreate)))
 		api.Handle("GET "+prefix+"/batches", s.handle(s.handleBatchList))
 		api.Handle("GET "+prefix+"/batches/{batch_id}", s.handle(s.handleBatchGet))
 		api.Handle("POST "+prefix+"/batches/{batch_id}/cancel", s.handle(s.handleBatchCancel))

@@ -95,3 +95,14 @@ CREATE TABLE IF NOT EXISTS extents (
 	lines     INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS extents_batch ON extents (batch_id, succeeded, seq);
+
+-- The first answer to each request with an Idempotency-Key, for 24 hours.
+CREATE TABLE IF NOT EXISTS idempotency (
+	key         TEXT PRIMARY KEY,
+	fingerprint TEXT NOT NULL,
+	status      INTEGER NOT NULL,
+	header      TEXT,
+	body        BLOB,
+	created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_at);

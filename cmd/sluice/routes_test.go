@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -192,5 +194,56 @@ func TestBatchListFilters(t *testing.T) {
 	if status := c.json("GET", "/openai/batches?api-version=2024-10-21&$filter="+url.QueryEscape("garbage ("), nil, &e); status != 400 ||
 		e.Error.Param == nil || *e.Error.Param != "$filter" {
 		t.Errorf("malformed filter: got %d %+v, want 400 on $filter", status, e)
+	}
+}
+
+// A create repeated with its Idempotency-Key gets the first answer and creates
+// nothing; the key used for another request is refused; an upload likewise.
+func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	c := MustRunMain(t, nil)
+	f := c.mustUpload(chatLines(2, "gpt-4o-mini"))
+	post := func(path, key string, body string, ct string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("POST", c.base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set("Idempotency-Key", key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, b
+	}
+	create := fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"24h"}`, f.ID)
+	res1, b1 := post("/v1/batches", "key-1", create, "application/json")
+	res2, b2 := post("/v1/batches", "key-1", create, "application/json")
+	if res1.StatusCode != 200 || res2.StatusCode != 200 || string(b1) != string(b2) || res2.Header.Get("Idempotent-Replayed") != "true" ||
+		res2.Header.Get("deployment-enqueued-tokens") == "" {
+		t.Errorf("repeat: got %d then %d %q (replayed %q), want the same answer replayed", res1.StatusCode, res2.StatusCode, b2, res2.Header.Get("Idempotent-Replayed"))
+	}
+	if n := c.batchCount(); n != 1 {
+		t.Errorf("%d batches after a repeated create, want 1", n)
+	}
+	other := strings.Replace(create, "24h", "24h\",\"metadata\":{\"x\":\"y", 1)
+	if res, b := post("/v1/batches", "key-1", other, "application/json"); res.StatusCode != 400 || !strings.Contains(string(b), "idempotency_key_reused") {
+		t.Errorf("key reused for another body: got %d %s", res.StatusCode, b)
+	}
+	if res, _ := post("/v1/batches", "key-2", create, "application/json"); res.StatusCode != 200 || c.batchCount() != 2 {
+		t.Errorf("a new key: got %d and %d batches, want 200 and 2", res.StatusCode, c.batchCount())
+	}
+	// A refusal is not kept: the same key runs again.
+	res, _ := post("/v1/batches", "key-3", `{"input_file_id":"file-nope","endpoint":"/v1/chat/completions","completion_window":"24h"}`, "application/json")
+	res2, _ = post("/v1/batches", "key-3", `{"input_file_id":"file-nope","endpoint":"/v1/chat/completions","completion_window":"24h"}`, "application/json")
+	if res.StatusCode != 400 || res2.StatusCode != 400 || res2.Header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("refusal repeated: got %d then %d (replayed %q), want 400 twice, run twice", res.StatusCode, res2.StatusCode, res2.Header.Get("Idempotent-Replayed"))
+	}
+
+	body, ct := multipartUpload(t, chatLines(1, "gpt-4o-mini"))
+	u1, ub1 := post("/v1/files", "up-1", body.String(), ct)
+	body, ct = multipartUpload(t, chatLines(1, "gpt-4o-mini"))
+	u2, ub2 := post("/v1/files", "up-1", body.String(), ct)
+	if u1.StatusCode != 200 || u2.StatusCode != 200 || string(ub1) != string(ub2) {
+		t.Errorf("repeated upload: got %d %s then %d %s, want the same file", u1.StatusCode, ub1, u2.StatusCode, ub2)
 	}
 }
