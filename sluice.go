@@ -75,6 +75,9 @@ type FileScan struct {
 	// file scanned by an earlier version, or with problems).
 	Tokens   int64
 	Encoding string
+	// ImageLine is the first request line whose prompt holds an image; 0 when none
+	// does, or when the file was scanned before images were looked for.
+	ImageLine int
 }
 
 // Status is the state of a batch. Values are the wire strings.

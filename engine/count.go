@@ -26,10 +26,10 @@ type lineCounter struct {
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	base    int     // line number of pending[0]
-	pending []int32 // counts of lines base, base+1, ... not yet taken
-	done    bool    // every line is counted
-	enc     string  // the encoding used, once known
+	base    int         // line number of pending[0]
+	pending []lineCount // counts of lines base, base+1, ... not yet taken
+	done    bool        // every line is counted
+	enc     string      // the encoding used, once known
 }
 
 // sharedChunk is a chunk of an upload read by the scanner and the counter at once; the
@@ -39,12 +39,18 @@ type sharedChunk struct {
 	refs sync.WaitGroup
 }
 
+// lineCount is what counting found in one line.
+type lineCount struct {
+	tokens int32
+	images bool // the prompt holds an image
+}
+
 // countBatch is a run of consecutive lines, packed into one buffer, to count together.
 type countBatch struct {
 	counter *tokens.Counter
 	buf     []byte
 	ends    []int // where each line ends in buf
-	counts  []int32
+	counts  []lineCount
 	ready   chan struct{}
 }
 
@@ -99,7 +105,7 @@ func (lc *lineCounter) split() {
 				counter = lc.pick("")
 			}
 			b.counter = counter
-			b.counts = make([]int32, len(b.ends))
+			b.counts = make([]lineCount, len(b.ends))
 			lc.order <- b
 			lc.work <- b
 		}
@@ -171,10 +177,11 @@ func (lc *lineCounter) worker() {
 		start := 0
 		for i, e := range b.ends {
 			if e < 0 {
-				b.counts[i] = int32(min(-e-1, 1<<33) / 4)
+				b.counts[i] = lineCount{tokens: int32(min(-e-1, 1<<33) / 4)}
 				continue
 			}
-			b.counts[i] = int32(countLine(b.counter, b.buf[start:e]))
+			p := measureLine(b.counter, b.buf[start:e])
+			b.counts[i] = lineCount{tokens: int32(p.Tokens), images: p.Images > 0}
 			start = e
 		}
 		close(b.ready)
@@ -198,23 +205,23 @@ func (lc *lineCounter) collect() {
 
 // wait returns the count of a line, waiting for it. Lines must be asked for in
 // increasing order; the counts of earlier lines are dropped.
-func (lc *lineCounter) wait(line int) int {
+func (lc *lineCounter) wait(line int) lineCount {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	for line >= lc.base+len(lc.pending) && !lc.done {
 		lc.cond.Wait()
 	}
 	if line < lc.base || line >= lc.base+len(lc.pending) {
-		return 0
+		return lineCount{}
 	}
 	n := lc.pending[line-lc.base]
 	drop := line - lc.base + 1
 	lc.pending = lc.pending[drop:]
 	lc.base = line + 1
 	if cap(lc.pending) > 4096 && len(lc.pending) < cap(lc.pending)/4 {
-		lc.pending = append([]int32(nil), lc.pending...)
+		lc.pending = append([]lineCount(nil), lc.pending...)
 	}
-	return int(n)
+	return n
 }
 
 // encoding returns the encoding used, "" when no line was counted.
@@ -226,17 +233,21 @@ func (lc *lineCounter) encoding() string {
 
 // countLine returns the input tokens of one request line, 0 for a line that is blank or
 // not a request: the scan reports those.
-func countLine(c *tokens.Counter, line []byte) int {
+func countLine(c *tokens.Counter, line []byte) int { return measureLine(c, line).Tokens }
+
+// measureLine returns the input tokens and images of one request line, none for a
+// line that is blank or not a request.
+func measureLine(c *tokens.Counter, line []byte) tokens.Prompt {
 	body := jsonl.Field(line, "body")
 	var url string
 	if len(body) == 0 || json.Unmarshal(jsonl.Field(line, "url"), &url) != nil {
-		return 0
+		return tokens.Prompt{}
 	}
-	n, err := c.Request(jsonl.NormalizeEndpoint(url), body)
+	p, err := c.Measure(jsonl.NormalizeEndpoint(url), body)
 	if err != nil {
-		return 0
+		return tokens.Prompt{}
 	}
-	return n
+	return p
 }
 
 // lineModel returns the body.model a request line names, or "".

@@ -35,7 +35,7 @@ func countFile(t *testing.T, c *tokens.Counter, content string, seed uint64) []i
 	})
 	got := make([]int, lines)
 	for i := range got {
-		got[i] = lc.wait(i + 1)
+		got[i] = int(lc.wait(i + 1).tokens)
 	}
 	wg.Wait()
 	return got
@@ -112,7 +112,7 @@ func TestLineCounterEstimatesHugeLines(t *testing.T) {
 	}()
 	want := []int{countLine(c, []byte(small)), len(huge) / 4, countLine(c, []byte(small))}
 	for i, w := range want {
-		if got := lc.wait(i + 1); got != w {
+		if got := int(lc.wait(i + 1).tokens); got != w {
 			t.Errorf("line %d: got %d, want %d", i+1, got, w)
 		}
 	}

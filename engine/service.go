@@ -36,10 +36,17 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 	bg := context.WithoutCancel(ctx)
 	index := newIndexSink(bg, e.bucket, sluice.IndexKey(f.ID))
 	count := newLineCounter(e.counterFor)
-	var tokens int64
+	var (
+		tokens    int64
+		imageLine int
+	)
 	scan := jsonl.NewScanner(&jsonl.ScanOptions{MaxRequests: e.opts.MaxRequests, EntryFunc: func(en jsonl.Entry) error {
-		en.Tokens = count.wait(en.Line)
+		c := count.wait(en.Line)
+		en.Tokens = int(c.tokens)
 		tokens += int64(en.Tokens)
+		if c.images && imageLine == 0 {
+			imageLine = en.Line
+		}
 		return index.add(en)
 	}})
 	limited := &limitReader{r: up.Body, n: e.opts.MaxFileBytes}
@@ -61,7 +68,7 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 			return nil, e.failUpload(ctx, f.ID, err)
 		}
 		fs.Indexed, fs.IndexBytes, fs.FirstLine = true, size, index.first
-		fs.Tokens, fs.Encoding = tokens, count.encoding()
+		fs.Tokens, fs.Encoding, fs.ImageLine = tokens, count.encoding(), imageLine
 	} else {
 		index.abort()
 		if scanErr != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,6 +108,11 @@ func (e *Engine) checkInput(endpoint string, f *sluice.File) []sluice.BatchError
 	if !d.Serves(want) {
 		return []sluice.BatchError{{Code: "invalid_request", Param: "url", Line: scan.FirstLine,
 			Message: fmt.Sprintf("The deployment %s does not serve %s; it serves %s.", d.Name, want, strings.Join(d.Endpoints, ", "))}}
+	}
+	if scan.ImageLine > 0 && !slices.Contains(d.InputFormats, "image") {
+		return []sluice.BatchError{{Code: "invalid_request", Param: "body.messages", Line: scan.ImageLine,
+			Message: fmt.Sprintf("Line %d holds an image, but the deployment %s takes text only (input formats: %s).",
+				scan.ImageLine, d.Name, strings.Join(d.InputFormats, ", "))}}
 	}
 	if scan.Indexed && scan.IndexBytes == 0 {
 		return []sluice.BatchError{{Code: "invalid_request", Param: "input_file_id",

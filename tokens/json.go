@@ -13,11 +13,12 @@ const maxDepth = 10000
 // values they need and skip the rest. It checks the syntax of everything it passes over,
 // so a document it walks to the end is valid JSON.
 type reader struct {
-	b     []byte
-	i     int
-	depth int
-	buf   []byte // unescaped string values; valid until the next call to str
-	kbuf  []byte // unescaped object keys; valid until the next key
+	b      []byte
+	i      int
+	depth  int
+	buf    []byte // unescaped string values; valid until the next call to str
+	kbuf   []byte // unescaped object keys; valid until the next key
+	images int    // image parts met, for Measure
 }
 
 // syntaxError reports JSON that is not well formed.

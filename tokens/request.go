@@ -172,6 +172,7 @@ func (c *Counter) part(r *reader) (int, error) {
 	})
 	if img.is {
 		n += imageTokens(img.w, img.h, img.low)
+		r.images++
 	}
 	return n, err
 }

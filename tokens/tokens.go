@@ -123,6 +123,19 @@ func (c *Counter) encode(s string) int {
 // body that is not a JSON object, or whose known fields have the wrong JSON types, is
 // an error. The package documentation lists what is counted.
 func (c *Counter) Request(endpoint string, body []byte) (int, error) {
+	p, err := c.Measure(endpoint, body)
+	return p.Tokens, err
+}
+
+// Prompt is what Measure learns of a request body.
+type Prompt struct {
+	Tokens int // as Request counts them
+	Images int // image parts of its messages or input
+}
+
+// Measure is Request, also counting the image parts of the prompt, so that a
+// deployment whose model takes text only can refuse a line that holds an image.
+func (c *Counter) Measure(endpoint string, body []byte) (Prompt, error) {
 	var walk func(*reader) (int, error)
 	switch endpoint {
 	case chatEndpoint:
@@ -134,26 +147,26 @@ func (c *Counter) Request(endpoint string, body []byte) (int, error) {
 	case responseEndpoint:
 		walk = c.response
 	default:
-		return 0, fmt.Errorf("unknown endpoint %q: known endpoints are %s, %s, %s, %s",
+		return Prompt{}, fmt.Errorf("unknown endpoint %q: known endpoints are %s, %s, %s, %s",
 			endpoint, chatEndpoint, completionEndpoint, embeddingEndpoint, responseEndpoint)
 	}
 	r := c.reader(body)
 	defer c.release(r)
 	if r.peek() != '{' {
 		if err := r.skip(); err != nil {
-			return 0, err
+			return Prompt{}, err
 		}
 		r.i = 0
-		return 0, fmt.Errorf("invalid request body: got %s, want an object", r.kind())
+		return Prompt{}, fmt.Errorf("invalid request body: got %s, want an object", r.kind())
 	}
 	n, err := walk(r)
 	if err == nil {
 		err = r.end()
 	}
 	if err != nil {
-		return 0, err
+		return Prompt{}, err
 	}
-	return n, nil
+	return Prompt{Tokens: n, Images: r.images}, nil
 }
 
 // Output returns an estimate of the completion tokens of a successful response body

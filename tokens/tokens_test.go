@@ -682,3 +682,32 @@ func FuzzRequest(f *testing.F) {
 		}
 	})
 }
+
+// Measure counts what Request counts, and the image parts of the prompt.
+func TestMeasureCountsImages(t *testing.T) {
+	t.Parallel()
+	c, err := tokens.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		endpoint, body string
+		images         int
+	}{
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}]}`, 0},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":[{"type":"text","text":"what is this"},
+			{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]},
+			{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://example.com/b.png","detail":"low"}}]}]}`, 2},
+		{"/v1/responses", `{"input":[{"role":"user","content":[{"type":"input_image","image_url":"https://example.com/c.png"}]}]}`, 1},
+		{"/v1/embeddings", `{"input":"text"}`, 0},
+	} {
+		p, err := c.Measure(tc.endpoint, []byte(tc.body))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.body, err)
+		}
+		n, _ := c.Request(tc.endpoint, []byte(tc.body))
+		if p.Images != tc.images || p.Tokens != n {
+			t.Errorf("%s: got %+v, want %d images and Request's %d tokens", tc.body, p, tc.images, n)
+		}
+	}
+}

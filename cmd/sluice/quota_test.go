@@ -400,3 +400,34 @@ func TestDynamicQuota(t *testing.T) {
 		})
 	}
 }
+
+// A deployment whose model takes text only refuses an input with an image, at the
+// line of the first image; one that takes images runs it.
+func TestInputFormats(t *testing.T) {
+	t.Parallel()
+	_, url := slowSim(t, 0)
+	image := `{"custom_id":"img","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":[` +
+		`{"type":"text","text":"what is in it?"},{"type":"image_url","image_url":{"url":"https://example.com/cat.png"}}]}]}}` + "\n"
+	content := chatLines(2, "gpt-4o-mini") + image
+	for _, tc := range []struct {
+		formats    string
+		wantStatus string
+	}{
+		{"[text]", "failed"},
+		{"[text, image]", "completed"},
+	} {
+		c := quotaServer(t, url, "    input_formats: "+tc.formats+"\n")
+		f := c.mustUpload(content)
+		b := c.waitBatch(c.mustCreateBatch(f.ID, "/v1/chat/completions").ID, terminal)
+		if b.Status != tc.wantStatus {
+			t.Errorf("%s: got %s, want %s", tc.formats, b.Status, tc.wantStatus)
+			continue
+		}
+		if tc.wantStatus == "failed" {
+			if b.Errors == nil || len(b.Errors.Data) != 1 || b.Errors.Data[0].Code != "invalid_request" ||
+				b.Errors.Data[0].Line == nil || *b.Errors.Data[0].Line != 3 {
+				t.Errorf("%s: got errors %+v, want invalid_request at line 3", tc.formats, b.Errors)
+			}
+		}
+	}
+}
