@@ -18,6 +18,9 @@ type Store interface {
 	FindFileByID(ctx context.Context, id string) (*File, error)
 	// FindFiles returns the files matching filter, and whether more follow.
 	FindFiles(ctx context.Context, filter FileFilter) ([]*File, bool, error)
+	// CountFiles returns how many files match filter; its After, Limit and Asc are
+	// ignored.
+	CountFiles(ctx context.Context, filter FileFilter) (int, error)
 	// UpdateFile changes the set fields of a file. Returns KindNotFound.
 	UpdateFile(ctx context.Context, id string, upd FileUpdate) (*File, error)
 	// DeleteFile removes the file row. Returns KindNotFound, or KindConflict while a
@@ -123,6 +126,9 @@ type FileFilter struct {
 	Status  FileStatus
 	// ExpiredBy selects files whose expires_at is at or before this time.
 	ExpiredBy *time.Time
+	// Expiring, when set, selects the files that have an expires_at (true) or those
+	// that have none (false).
+	Expiring *bool
 	After     string // ID cursor: files that come after this one in Order
 	Limit     int
 	Asc       bool // oldest first; the default is newest first

@@ -105,6 +105,9 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error 
 		// Azure product keeps them until deleted.
 		expires = sluice.Ptr(file.CreatedAt.Add(sluice.MaxFileExpiry * time.Second))
 	}
+	if err := s.checkFileCount(r.Context(), file.ID, expires != nil); err != nil {
+		return drop(err)
+	}
 	if expires != nil {
 		var err error
 		if file, err = s.store.UpdateFile(r.Context(), file.ID, sluice.FileUpdate{ExpiresAt: expires}); err != nil {
@@ -123,6 +126,34 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error 
 	}
 	writeJSON(w, status, encodeFile(file))
 	return nil
+}
+
+// checkFileCount refuses a new file, id, when the files of its kind (with an expiry or
+// without) are at their limit. Output files count too. Two uploads at once may both
+// pass at the limit; the limit bounds storage, it is not a reservation.
+func (s *Server) checkFileCount(ctx context.Context, id string, expiring bool) error {
+	limit, kind := s.maxFiles, "without an expiry"
+	if expiring {
+		limit, kind = s.maxExpiringFiles, "with an expiry"
+	}
+	if limit <= 0 {
+		return nil
+	}
+	n, err := s.store.CountFiles(ctx, sluice.FileFilter{Expiring: sluice.Ptr(expiring)})
+	if err != nil {
+		return err
+	}
+	if !expiring {
+		n-- // the new file, which has no expiry yet
+	}
+	if n < limit {
+		return nil
+	}
+	hint := "delete files you no longer need, or upload with expires_after"
+	if expiring {
+		hint = "delete files you no longer need, or wait for some to expire"
+	}
+	return sluice.Errorf(sluice.KindInvalid, "There are %d files %s, the most this server keeps; %s.", n, kind, hint).WithCode("quotaExceeded")
 }
 
 func checkPurpose(p string) error {

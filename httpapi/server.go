@@ -23,7 +23,18 @@ type Options struct {
 	Logger  *slog.Logger
 	// Deployments are the configured deployments, for their prices.
 	Deployments []sluice.Deployment
+	// MaxFiles and MaxExpiringFiles bound the files kept without an expiry and with
+	// one, output files included; 0 means the product's 500 and 10,000, and a
+	// negative number no limit.
+	MaxFiles         int
+	MaxExpiringFiles int
 }
+
+// The product's limits on files kept.
+const (
+	DefaultMaxFiles         = 500
+	DefaultMaxExpiringFiles = 10000
+)
 
 // Server is the API's HTTP handler.
 type Server struct {
@@ -34,6 +45,8 @@ type Server struct {
 	handler http.Handler
 	// deployments are the configured deployments by name.
 	deployments map[string]sluice.Deployment
+
+	maxFiles, maxExpiringFiles int
 }
 
 // NewServer returns the API over store (reads) and service (changes).
@@ -44,6 +57,13 @@ func NewServer(store sluice.Store, service sluice.Service, opts *Options) *Serve
 	s := &Server{store: store, service: service, log: opts.Logger, deployments: make(map[string]sluice.Deployment)}
 	for _, d := range opts.Deployments {
 		s.deployments[d.Name] = d
+	}
+	s.maxFiles, s.maxExpiringFiles = opts.MaxFiles, opts.MaxExpiringFiles
+	if s.maxFiles == 0 {
+		s.maxFiles = DefaultMaxFiles
+	}
+	if s.maxExpiringFiles == 0 {
+		s.maxExpiringFiles = DefaultMaxExpiringFiles
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

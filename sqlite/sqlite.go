@@ -311,22 +311,7 @@ func (s *Store) FindFileByID(ctx context.Context, id string) (*sluice.File, erro
 
 // FindFiles implements sluice.Store.
 func (s *Store) FindFiles(ctx context.Context, filter sluice.FileFilter) ([]*sluice.File, bool, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if filter.Purpose != "" {
-		where = append(where, "purpose = ?")
-		args = append(args, filter.Purpose)
-	}
-	if filter.Status != "" {
-		where = append(where, "status = ?")
-		args = append(args, filter.Status)
-	}
-	if filter.ExpiredBy != nil {
-		where = append(where, "expires_at IS NOT NULL AND expires_at <= ?")
-		args = append(args, filter.ExpiredBy.Unix())
-	}
+	where, args := fileWhere(filter)
 	order, cmp := "DESC", "<"
 	if filter.Asc {
 		order, cmp = "ASC", ">"
@@ -344,6 +329,49 @@ func (s *Store) FindFiles(ctx context.Context, filter sluice.FileFilter) ([]*slu
 		q += " LIMIT ?"
 		args = append(args, filter.Limit+1)
 	}
+	return s.findFiles(ctx, q, args, filter.Limit)
+}
+
+// CountFiles implements sluice.Store.
+func (s *Store) CountFiles(ctx context.Context, filter sluice.FileFilter) (int, error) {
+	where, args := fileWhere(filter)
+	q := `SELECT count(*) FROM files`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count files: %w", err)
+	}
+	return n, nil
+}
+
+// fileWhere returns the conditions of filter that select rows, not pages.
+func fileWhere(filter sluice.FileFilter) (where []string, args []any) {
+	if filter.Expiring != nil {
+		if *filter.Expiring {
+			where = append(where, "expires_at IS NOT NULL")
+		} else {
+			where = append(where, "expires_at IS NULL")
+		}
+	}
+	if filter.Purpose != "" {
+		where = append(where, "purpose = ?")
+		args = append(args, filter.Purpose)
+	}
+	if filter.Status != "" {
+		where = append(where, "status = ?")
+		args = append(args, filter.Status)
+	}
+	if filter.ExpiredBy != nil {
+		where = append(where, "expires_at IS NOT NULL AND expires_at <= ?")
+		args = append(args, filter.ExpiredBy.Unix())
+	}
+	return where, args
+}
+
+// findFiles runs a query for files and returns a page of at most limit (0: all).
+func (s *Store) findFiles(ctx context.Context, q string, args []any, limit int) ([]*sluice.File, bool, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("find files: %w", err)
@@ -360,9 +388,9 @@ func (s *Store) FindFiles(ctx context.Context, filter sluice.FileFilter) ([]*slu
 	if err := rows.Err(); err != nil {
 		return nil, false, fmt.Errorf("find files: %w", err)
 	}
-	more := filter.Limit > 0 && len(out) > filter.Limit
+	more := limit > 0 && len(out) > limit
 	if more {
-		out = out[:filter.Limit]
+		out = out[:limit]
 	}
 	return out, more, nil
 }

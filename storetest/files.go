@@ -109,6 +109,42 @@ func runFiles(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		}
 	})
 
+	// CountFiles counts what FindFiles finds, with or without an expiry.
+	t.Run("CountFiles", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t)
+		for i := range 5 {
+			f := newFile(fmt.Sprintf("file-%d", i+1), int64(1000*(i+1)))
+			if i%2 == 0 {
+				f.ExpiresAt = sluice.Ptr(at(int64(9000 + i)))
+			}
+			if i == 4 {
+				f.Purpose = sluice.PurposeBatchOutput
+			}
+			MustCreateFile(t, s, f)
+		}
+		for _, tt := range []struct {
+			name   string
+			filter sluice.FileFilter
+			want   int
+		}{
+			{"all", sluice.FileFilter{}, 5},
+			{"expiring", sluice.FileFilter{Expiring: sluice.Ptr(true)}, 3},
+			{"not expiring", sluice.FileFilter{Expiring: sluice.Ptr(false)}, 2},
+			{"expiring outputs", sluice.FileFilter{Expiring: sluice.Ptr(true), Purpose: sluice.PurposeBatchOutput}, 1},
+			{"expired by", sluice.FileFilter{ExpiredBy: sluice.Ptr(at(9002)), Limit: 1}, 2},
+		} {
+			n, err := s.CountFiles(t.Context(), tt.filter)
+			if err != nil || n != tt.want {
+				t.Errorf("%s: got %d, %v; want %d", tt.name, n, err, tt.want)
+			}
+			files, _, err := s.FindFiles(t.Context(), sluice.FileFilter{Expiring: tt.filter.Expiring, Purpose: tt.filter.Purpose, ExpiredBy: tt.filter.ExpiredBy})
+			if err != nil || len(files) != tt.want {
+				t.Errorf("%s: FindFiles found %d, %v; want %d", tt.name, len(files), err, tt.want)
+			}
+		}
+	})
+
 	t.Run("FindFiles/Purpose", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)

@@ -247,3 +247,49 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Errorf("repeated upload: got %d %s then %d %s, want the same file", u1.StatusCode, ub1, u2.StatusCode, ub2)
 	}
 }
+
+// Files kept without an expiry are limited (the product's 500; 2 here), output files
+// included; a refused upload leaves nothing, and files with an expiry count apart.
+func TestFileCountLimit(t *testing.T) {
+	t.Parallel()
+	c := MustRunMain(t, nil, "--max-files", "3", "--max-expiring-files", "1")
+	const azure = "/openai/files?api-version=2024-10-21"
+	content := seedFile("gpt-4o-mini", "/chat/completions")
+	var first fileObj
+	status, b := c.upload(azure, "a.jsonl", content, map[string]string{"purpose": "batch"})
+	if status != 201 || json.Unmarshal(b, &first) != nil {
+		t.Fatalf("first upload: got %d %s", status, b)
+	}
+	// Its batch's output and error files make three files without an expiry.
+	batch := c.waitBatch(c.mustCreateBatch(first.ID, "/chat/completions").ID, terminal)
+	if batch.Status != "completed" {
+		t.Fatalf("batch %s", batch.Status)
+	}
+	var e apiError
+	status, b = c.upload(azure, "b.jsonl", content, map[string]string{"purpose": "batch"})
+	_ = json.Unmarshal(b, &e)
+	if status != 400 || e.Error.Code == nil || *e.Error.Code != "quotaExceeded" {
+		t.Fatalf("upload over the limit: got %d %s, want 400 quotaExceeded", status, b)
+	}
+	var list struct {
+		Data []fileObj `json:"data"`
+	}
+	c.json("GET", "/v1/files", nil, &list)
+	if len(list.Data) != 3 {
+		t.Errorf("after the refusal: %d files, want 3", len(list.Data))
+	}
+	// Files with an expiry have their own limit.
+	if status, b := c.upload("/v1/files", "c.jsonl", content, map[string]string{"purpose": "batch"}); status != 200 {
+		t.Errorf("first expiring upload: got %d %s", status, b)
+	}
+	if status, _ := c.upload("/v1/files", "d.jsonl", content, map[string]string{"purpose": "batch"}); status != 400 {
+		t.Errorf("second expiring upload: got %d, want 400", status)
+	}
+	// Deleting a file makes room.
+	if status := c.json("DELETE", "/v1/files/"+*batch.ErrorFileID, nil, nil); status != 200 {
+		t.Fatalf("delete: %d", status)
+	}
+	if status, b := c.upload(azure, "e.jsonl", content, map[string]string{"purpose": "batch"}); status != 201 {
+		t.Errorf("upload after a delete: got %d %s", status, b)
+	}
+}

@@ -44,6 +44,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		cancelGrace = fs.Duration("cancel-grace", 0, "how long in-flight lines of a cancelled batch may finish (default 30s)")
 		maxUpload   = fs.Int64("max-upload-bytes", sluice.MaxFileBytes, "largest input file accepted")
+		maxFiles    = fs.Int("max-files", httpapi.DefaultMaxFiles, "files kept without an expiry, output files included; -1 for no limit")
+		maxExpiring = fs.Int("max-expiring-files", httpapi.DefaultMaxExpiringFiles, "files kept with an expiry, output files included; -1 for no limit")
 		maxRequests = fs.Int("max-requests", sluice.MaxRequests, "most request lines in one input file")
 		debugAddr   = fs.String("debug-addr", getenv("SLUICE_DEBUG_ADDR"), "serve /debug/pprof/ and /debug/vars here, e.g. 127.0.0.1:6060; off by default (SLUICE_DEBUG_ADDR)")
 	)
@@ -157,7 +159,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := eng.Start(ctx); err != nil {
 		return err
 	}
-	api := httpapi.NewServer(store, eng, &httpapi.Options{APIKeys: keys, Logger: logger, Deployments: eng.Configured()})
+	api := httpapi.NewServer(store, eng, &httpapi.Options{APIKeys: keys, Logger: logger, Deployments: eng.Configured(),
+		MaxFiles: *maxFiles, MaxExpiringFiles: *maxExpiring})
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
