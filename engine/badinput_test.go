@@ -60,8 +60,6 @@ var knownIssues = map[string]string{
 		"and every correct line gets url_mismatch",
 	"model-typo-first-line": "the first line's body.model is the reference, so the one line naming no deployment goes unreported " +
 		"and every correct line gets model_mismatch",
-	"invalid-utf8-custom-ids-collide": "custom_ids are compared after invalid UTF-8 becomes U+FFFD, so two different ids " +
-		"are reported as duplicate_custom_id instead of the bytes that are not UTF-8",
 }
 
 func corpusCases() []corpusCase {

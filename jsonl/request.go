@@ -80,6 +80,10 @@ func (m *machine) check(valid bool, f *facts) problem {
 		return tooLong("custom_id")
 	case !f.hasID:
 		return problem{codeInvalidReq, "custom_id", "has an empty custom_id; custom_id must be a non-empty string."}
+	case !utf8.Valid(id.raw):
+		// Decoding would turn each bad byte into U+FFFD: two different ids could
+		// collide, and results could not be matched to the id the file holds.
+		return problem{codeInvalidReq, "custom_id", "has a custom_id that is not valid UTF-8; results are matched by custom_id, so it must be text."}
 	}
 	switch {
 	case method.kind == 0:

@@ -68,7 +68,7 @@ var bom = []byte{0xEF, 0xBB, 0xBF}
 // accepts it: it does not check UTF-8 inside strings, and it nests at most 10000
 // arrays and objects. Each request line gets at most one problem, the first of: not
 // valid JSON (invalid_json_line); not an object; custom_id missing, not a string,
-// longer than 65536 bytes or empty; method missing, not a string, longer than 65536
+// longer than 65536 bytes, empty or not valid UTF-8; method missing, not a string, longer than 65536
 // bytes or not "POST"; url missing, not a string or longer than 65536 bytes; body
 // missing or not an object; body.model missing, not a string or longer than 65536
 // bytes; body.stream true (all invalid_request); custom_id seen on an earlier line

@@ -137,13 +137,14 @@ func scanCases() []scanCase {
 				`{"custom_id":"","method":"POST","url":"/v1/embeddings","body":{"model":"e"}}`,
 				`{"custom_id":null,"method":"POST","url":"/v1/embeddings","body":{"model":"e"}}`,
 				`{"Custom_ID":"x","method":"POST","url":"/v1/embeddings","body":{"model":"e"}}`,
+				"{\"custom_id\":\"row-\xe9\",\"method\":\"POST\",\"url\":\"/v1/embeddings\",\"body\":{\"model\":\"e\"}}",
 			),
 			want: []bad{
 				{"invalid_request", "custom_id", 1}, {"invalid_request", "custom_id", 2},
 				{"invalid_request", "custom_id", 3}, {"invalid_request", "custom_id", 4},
-				{"invalid_request", "custom_id", 5},
+				{"invalid_request", "custom_id", 5}, {"invalid_request", "custom_id", 6},
 			},
-			requests: 5, url: "/v1/embeddings", model: "e",
+			requests: 6, url: "/v1/embeddings", model: "e",
 		},
 		{
 			name: "method",
