@@ -116,8 +116,13 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error 
 	}
 	status := http.StatusOK
 	if family(r) == familyAzure {
-		// Azure's Files_Upload answers 201 Created with the file's URL.
-		loc := "/openai/files/" + file.ID
+		// Azure's Files_Upload answers 201 Created with the file's URL, absolute as
+		// the spec's example is, from the host the client asked.
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		loc := scheme + "://" + r.Host + "/openai/files/" + file.ID
 		if v := r.URL.Query().Get("api-version"); v != "" {
 			loc += "?api-version=" + url.QueryEscape(v)
 		}

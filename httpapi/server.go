@@ -115,7 +115,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				return
 			}
 		}
-		writeError(w, r, s.log, sluice.Errorf(sluice.KindUnauthorized, "Incorrect API key provided.").WithCode("invalid_api_key"))
+		code := "invalid_api_key"
+		if family(r) == familyAzure {
+			code = "unauthorized" // Azure's ErrorCode has no invalid_api_key
+		}
+		writeError(w, r, s.log, sluice.Errorf(sluice.KindUnauthorized, "Incorrect API key provided.").WithCode(code))
 	})
 }
 

@@ -98,7 +98,7 @@ func TestUploadStatusByFamily(t *testing.T) {
 		res.Body.Close()
 		want := ""
 		if tc.location != "" {
-			want = fmt.Sprintf(tc.location, f.ID)
+			want = c.base + fmt.Sprintf(tc.location, f.ID)
 		}
 		if res.StatusCode != tc.status || res.Header.Get("Location") != want {
 			t.Errorf("%s: got %d, Location %q; want %d, %q", tc.path, res.StatusCode, res.Header.Get("Location"), tc.status, want)
