@@ -22,12 +22,7 @@ test/go:
 ## fuzz: run every fuzz target briefly (FUZZTIME each, default 5s) beyond its committed seeds
 FUZZTIME ?= 5s
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-			echo "fuzz $$pkg $$f"; \
-			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
-		done; \
-	done
+	bash .ci/fuzz $(FUZZTIME)
 
 ## bench: engine throughput against a plain HTTP client on the same simulator
 bench:
