@@ -61,10 +61,14 @@ type File struct {
 // FileScan is what one streaming pass over an uploaded input file records, so that a
 // batch created from it needs no second read to validate.
 type FileScan struct {
-	Requests  int          // request lines (blank lines are not requests)
-	FirstLine int          // line number of the first request line
-	URL       string       // url of the first request line
-	Model     string       // body.model of the first request line
+	Requests  int    // request lines (blank lines are not requests)
+	FirstLine int    // line number of the first request line
+	URL       string // url of the first request line
+	Model     string // body.model of the first request line
+	// URLLine and ModelLine are the lines URL and Model come from, which the other
+	// lines were compared with; 0 when unknown.
+	URLLine   int
+	ModelLine int
 	Problems  []BatchError // line-level problems, in line order, at most MaxBatchErrors
 	Indexed   bool         // an index of every request line was stored (no problems)
 	// IndexBytes is the size of the stored line index. 0 with Indexed set means an index

@@ -61,7 +61,8 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 		}
 		return nil, fmt.Errorf("store upload %s: %w", f.ID, err)
 	}
-	fs := &sluice.FileScan{Requests: sum.Requests, URL: sum.URL, Model: sum.Model, Problems: sum.Problems}
+	fs := &sluice.FileScan{Requests: sum.Requests, URL: sum.URL, Model: sum.Model, Problems: sum.Problems,
+		URLLine: sum.URLLine, ModelLine: sum.ModelLine}
 	if len(sum.Problems) == 0 && scanErr == nil {
 		size, err := index.finish()
 		if err != nil {

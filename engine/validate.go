@@ -93,7 +93,7 @@ func (e *Engine) checkInput(endpoint string, f *sluice.File) []sluice.BatchError
 			Message: fmt.Sprintf("The file %s is not a batch input file.", f.ID)}}
 	}
 	if len(scan.Problems) > 0 {
-		return scan.Problems
+		return e.withReference(scan)
 	}
 	want := jsonl.NormalizeEndpoint(endpoint)
 	if jsonl.NormalizeEndpoint(scan.URL) != want {
@@ -123,6 +123,33 @@ func (e *Engine) checkInput(endpoint string, f *sluice.File) []sluice.BatchError
 			Message: fmt.Sprintf("The file %s was uploaded to an earlier version of Sluice, which did not count its tokens, and the deployment %s has a token quota; upload it again.", f.ID, d.Name)}}
 	}
 	return nil
+}
+
+// withReference returns the scan's problems, and, when lines were found to differ from
+// the file's first url or model and that url names no batch endpoint, or that model
+// no deployment, a problem on the first line too: it is the one to fix, though the
+// lines compared with it are the ones the scan reported.
+func (e *Engine) withReference(scan *sluice.FileScan) []sluice.BatchError {
+	has := func(code string) bool {
+		return slices.ContainsFunc(scan.Problems, func(p sluice.BatchError) bool { return p.Code == code })
+	}
+	var lead []sluice.BatchError
+	if has("url_mismatch") && scan.URLLine > 0 && jsonl.NormalizeEndpoint(scan.URL) == "" {
+		lead = append(lead, sluice.BatchError{Code: "url_mismatch", Param: "url", Line: scan.URLLine,
+			Message: fmt.Sprintf("Line %d has url %q, which is not a batch endpoint; the lines reported with url_mismatch were compared with it.",
+				scan.URLLine, scan.URL)})
+	}
+	if _, ok := e.deps[scan.Model]; !ok && has("model_mismatch") && scan.ModelLine > 0 {
+		lead = append(lead, sluice.BatchError{Code: "model_not_found", Param: "body.model", Line: scan.ModelLine,
+			Message: fmt.Sprintf("Line %d has body.model %q, which names no batch deployment (deployments: %s); the lines reported with model_mismatch were compared with it.",
+				scan.ModelLine, scan.Model, e.deploymentNames())})
+	}
+	if len(lead) == 0 {
+		return scan.Problems
+	}
+	out := append(lead, scan.Problems...)
+	slices.SortStableFunc(out, func(a, b sluice.BatchError) int { return a.Line - b.Line })
+	return out[:min(len(out), sluice.MaxBatchErrors)]
 }
 
 func (e *Engine) fail(ctx context.Context, b *sluice.Batch, problems []sluice.BatchError) error {

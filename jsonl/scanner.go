@@ -20,11 +20,15 @@ type Entry struct {
 
 // Summary is what a scan learned.
 type Summary struct {
-	Requests int                 // request lines seen (non-blank lines), counted even past MaxRequests
-	URL      string              // url of the first request line with a string url within the 65536-byte cap, as written
-	Model    string              // body.model of the first request line with a string model within the cap
-	Problems []sluice.BatchError // in line order, at most sluice.MaxBatchErrors
-	BOM      bool                // the file began with a UTF-8 byte-order mark, which was skipped
+	Requests int    // request lines seen (non-blank lines), counted even past MaxRequests
+	URL      string // url of the first request line with a string url within the 65536-byte cap, as written
+	Model    string // body.model of the first request line with a string model within the cap
+	// URLLine and ModelLine are the lines of URL and Model, which every other line is
+	// compared with; 0 when there is none.
+	URLLine   int
+	ModelLine int
+	Problems  []sluice.BatchError // in line order, at most sluice.MaxBatchErrors
+	BOM       bool                // the file began with a UTF-8 byte-order mark, which was skipped
 }
 
 // ScanOptions are the optional settings of NewScanner; nil means the defaults.
@@ -257,9 +261,11 @@ func (s *Scanner) request(valid bool, offset int64, length int) {
 	p := s.m.check(valid, &f)
 	if f.hasURL && s.urlLine == 0 {
 		s.sum.URL, s.urlLine = string(f.url), s.lineNo
+		s.sum.URLLine = s.lineNo
 	}
 	if f.hasModel && s.modelLine == 0 {
 		s.sum.Model, s.modelLine = string(f.model), s.lineNo
+		s.sum.ModelLine = s.lineNo
 	}
 	var h idHash
 	first := 0 // the line that first used this custom_id
