@@ -129,9 +129,9 @@ type FileFilter struct {
 	// Expiring, when set, selects the files that have an expires_at (true) or those
 	// that have none (false).
 	Expiring *bool
-	After     string // ID cursor: files that come after this one in Order
-	Limit     int
-	Asc       bool // oldest first; the default is newest first
+	After    string // ID cursor: files that come after this one in Order
+	Limit    int
+	Asc      bool // oldest first; the default is newest first
 }
 
 // FileUpdate changes a file. Nil fields are left as they are.
