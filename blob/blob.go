@@ -1,6 +1,6 @@
 // Package blob holds the adapters of the sluice.Bucket interface: a local folder (the
-// embedded default) and memory (tests). Azure Blob Storage joins them in the scale-out
-// wave; every adapter passes the same suite in blobtest_test.go.
+// embedded default) and memory (tests). Azure Blob Storage is in blob/azure; every
+// adapter passes the same suite, blobtest.Run.
 package blob
 
 import (
