@@ -201,8 +201,10 @@ func (d *Deployment) Serves(endpoint string) bool {
 	return false
 }
 
-// Endpoints are the endpoints a batch may name, in normal form.
-var Endpoints = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"}
+// Endpoints are the endpoints a batch may name, in normal form: those of OpenAI's Batch
+// API, in the order of its documentation.
+var Endpoints = []string{"/v1/responses", "/v1/chat/completions", "/v1/embeddings", "/v1/completions",
+	"/v1/moderations", "/v1/images/generations", "/v1/images/edits", "/v1/videos"}
 
 // Quota is a deployment's budget of enqueued tokens: the input tokens of its batches
 // that are not terminal.

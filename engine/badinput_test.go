@@ -85,6 +85,7 @@ func corpusCases() []corpusCase {
 		{name: "good-leading-whitespace", status: done, ids: task(2)},
 		{name: "good-v1-prefix-mixed", status: done, ids: task(2)},
 		{name: "good-endpoint-with-v1", endpoint: "/v1/chat/completions", status: done, ids: task(2)},
+		{name: "good-moderations", endpoint: "/v1/moderations", status: done, ids: []string{"m1", "m2"}},
 		{name: "good-escaped-names", status: done, ids: []string{"task-0", "task-é☃"}},
 		{name: "good-duplicate-keys-last-wins", status: done, ids: task(2)},
 		{name: "good-escaped-nul-and-separators", status: done, ids: task(1)},
@@ -154,6 +155,10 @@ func corpusCases() []corpusCase {
 		{name: "missing-body", status: failed, code: "invalid_request", line: 1},
 		{name: "body-double-encoded-string", status: failed, code: "invalid_request", line: 1},
 		{name: "body-null", status: failed, code: "invalid_request", line: 1},
+		// The fields each endpoint requires, and their JSON types.
+		{name: "body-missing-messages", status: failed, code: "invalid_request", line: 2},
+		{name: "body-content-number", status: failed, code: "invalid_request", line: 3},
+		{name: "image-edit-without-images", endpoint: "/v1/images/edits", status: failed, code: "invalid_request", line: 1},
 		{name: "missing-model", status: failed, code: "invalid_request", line: 1},
 		{name: "model-not-string", status: failed, code: "invalid_request", line: 1},
 		{name: "model-outside-body", status: failed, code: "invalid_request", line: 1},

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"runtime"
 	"sync"
 
@@ -42,7 +43,8 @@ type sharedChunk struct {
 // lineCount is what counting found in one line.
 type lineCount struct {
 	tokens int32
-	images bool // the prompt holds an image
+	images bool                // the prompt holds an image
+	bad    *tokens.FieldError // the body lacks a required field or has one of the wrong type
 }
 
 // countBatch is a run of consecutive lines, packed into one buffer, to count together.
@@ -180,8 +182,8 @@ func (lc *lineCounter) worker() {
 				b.counts[i] = lineCount{tokens: int32(min(-e-1, 1<<33) / 4)}
 				continue
 			}
-			p := measureLine(b.counter, b.buf[start:e])
-			b.counts[i] = lineCount{tokens: int32(p.Tokens), images: p.Images > 0}
+			p, bad := measureLine(b.counter, b.buf[start:e])
+			b.counts[i] = lineCount{tokens: int32(p.Tokens), images: p.Images > 0, bad: bad}
 			start = e
 		}
 		close(b.ready)
@@ -233,21 +235,34 @@ func (lc *lineCounter) encoding() string {
 
 // countLine returns the input tokens of one request line, 0 for a line that is blank or
 // not a request: the scan reports those.
-func countLine(c *tokens.Counter, line []byte) int { return measureLine(c, line).Tokens }
+func countLine(c *tokens.Counter, line []byte) int {
+	p, _ := measureLine(c, line)
+	return p.Tokens
+}
 
 // measureLine returns the input tokens and images of one request line, none for a
-// line that is blank or not a request.
-func measureLine(c *tokens.Counter, line []byte) tokens.Prompt {
+// line that is blank or not a request, and what is wrong with the fields its
+// endpoint requires, if anything. A line whose url is not an endpoint, or whose body
+// is not a JSON object, is the scan's to report.
+func measureLine(c *tokens.Counter, line []byte) (tokens.Prompt, *tokens.FieldError) {
 	body := jsonl.Field(line, "body")
 	var url string
 	if len(body) == 0 || json.Unmarshal(jsonl.Field(line, "url"), &url) != nil {
-		return tokens.Prompt{}
+		return tokens.Prompt{}, nil
 	}
-	p, err := c.Measure(jsonl.NormalizeEndpoint(url), body)
+	endpoint := jsonl.NormalizeEndpoint(url)
+	if endpoint == "" {
+		return tokens.Prompt{}, nil
+	}
+	p, err := c.Measure(endpoint, body)
 	if err != nil {
-		return tokens.Prompt{}
+		var fe *tokens.FieldError
+		if errors.As(err, &fe) && fe.Path != "" {
+			return tokens.Prompt{}, fe
+		}
+		return tokens.Prompt{}, nil
 	}
-	return p
+	return p, nil
 }
 
 // lineModel returns the body.model a request line names, or "".

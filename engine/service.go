@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/sluice-batch/sluice"
 	"github.com/sluice-batch/sluice/jsonl"
+	"github.com/sluice-batch/sluice/tokens"
 )
 
 var _ sluice.Service = (*Engine)(nil)
@@ -39,9 +41,16 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 	var (
 		tokens    int64
 		imageLine int
+		bodyBad   []sluice.BatchError // lines whose body lacks what its endpoint needs
 	)
 	scan := jsonl.NewScanner(&jsonl.ScanOptions{MaxRequests: e.opts.MaxRequests, EntryFunc: func(en jsonl.Entry) error {
 		c := count.wait(en.Line)
+		if c.bad != nil {
+			if len(bodyBad) < sluice.MaxBatchErrors {
+				bodyBad = append(bodyBad, bodyProblem(en.Line, c.bad))
+			}
+			return nil // the file is unusable: its index is dropped
+		}
 		en.Tokens = int(c.tokens)
 		tokens += int64(en.Tokens)
 		if c.images && imageLine == 0 {
@@ -61,6 +70,7 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 		}
 		return nil, fmt.Errorf("store upload %s: %w", f.ID, err)
 	}
+	sum.Problems = mergeProblems(sum.Problems, bodyBad)
 	fs := &sluice.FileScan{Requests: sum.Requests, URL: sum.URL, Model: sum.Model, Problems: sum.Problems,
 		URLLine: sum.URLLine, ModelLine: sum.ModelLine}
 	if len(sum.Problems) == 0 && scanErr == nil {
@@ -157,7 +167,7 @@ func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 	}
 	if jsonl.NormalizeEndpoint(c.Endpoint) == "" {
 		return nil, nil, sluice.Errorf(sluice.KindInvalid,
-			"Invalid value for 'endpoint': %q. Supported values are '/chat/completions', '/completions', '/embeddings' and '/responses', with or without the '/v1' prefix.", c.Endpoint).WithParam("endpoint")
+			"Invalid value for 'endpoint': %q. Supported values are %s, with or without the '/v1' prefix.", c.Endpoint, endpointList()).WithParam("endpoint")
 	}
 	if c.CompletionWindow == "" {
 		return nil, nil, sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'completion_window'. The only supported value is '24h'.").WithParam("completion_window")
@@ -297,4 +307,46 @@ func (e *Engine) CancelBatch(ctx context.Context, id string) (*sluice.Batch, err
 	}
 	e.Notify()
 	return b, nil
+}
+
+// endpointList names the endpoints a batch may use, for messages: "'/v1/responses',
+// ... and '/v1/videos'".
+func endpointList() string {
+	q := make([]string, len(sluice.Endpoints))
+	for i, e := range sluice.Endpoints {
+		q[i] = "'" + e + "'"
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
+}
+
+// bodyProblem is the problem of a line whose body misses a field its endpoint requires,
+// or has one of the wrong type.
+func bodyProblem(line int, fe *tokens.FieldError) sluice.BatchError {
+	msg := fmt.Sprintf("Line %d has a body without '%s', which its endpoint requires.", line, fe.Path)
+	if fe.Got != "" {
+		msg = fmt.Sprintf("Line %d has a body whose '%s' is %s; it must be %s.", line, fe.Path, fe.Got, fe.Want)
+	}
+	param := "body." + fe.Path
+	if i := strings.Index(param, "' or '"); i >= 0 {
+		param = param[:i]
+	}
+	return sluice.BatchError{Code: "invalid_request", Message: msg, Param: param, Line: line}
+}
+
+// mergeProblems merges the scan's problems and the body problems, both in line order,
+// into one list in line order, at most sluice.MaxBatchErrors long. Problems of the
+// whole file (line 0) come last.
+func mergeProblems(scan, body []sluice.BatchError) []sluice.BatchError {
+	if len(body) == 0 {
+		return scan
+	}
+	out := make([]sluice.BatchError, 0, min(len(scan)+len(body), sluice.MaxBatchErrors))
+	for len(out) < sluice.MaxBatchErrors && (len(scan) > 0 || len(body) > 0) {
+		if len(body) == 0 || len(scan) > 0 && scan[0].Line > 0 && scan[0].Line < body[0].Line {
+			out, scan = append(out, scan[0]), scan[1:]
+		} else {
+			out, body = append(out, body[0]), body[1:]
+		}
+	}
+	return out
 }

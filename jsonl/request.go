@@ -254,8 +254,8 @@ func setModel(body []byte, model string) ([]byte, error) {
 
 // NormalizeEndpoint returns the "/v1/..." form of a Batch API endpoint: it maps
 // "/chat/completions" and "/v1/chat/completions" to "/v1/chat/completions", and
-// likewise "/completions", "/embeddings" and "/responses". It returns "" for anything
-// else, matching exactly: no trailing slash, query or change of case.
+// likewise every endpoint of sluice.Endpoints. It returns "" for anything else,
+// matching exactly: no trailing slash, query or change of case.
 func NormalizeEndpoint(s string) string {
 	switch strings.TrimPrefix(s, "/v1") {
 	case "/chat/completions":
@@ -266,6 +266,14 @@ func NormalizeEndpoint(s string) string {
 		return "/v1/embeddings"
 	case "/responses":
 		return "/v1/responses"
+	case "/moderations":
+		return "/v1/moderations"
+	case "/images/generations":
+		return "/v1/images/generations"
+	case "/images/edits":
+		return "/v1/images/edits"
+	case "/videos":
+		return "/v1/videos"
 	}
 	return ""
 }

@@ -135,7 +135,11 @@ func TestNormalizeEndpoint(t *testing.T) {
 		{"/chat/completions/", ""},
 		{"/Chat/Completions", ""},
 		{"/v1/chat/completions?x=1", ""},
-		{"/v1/images/generations", ""},
+		{"/v1/audio/speech", ""},
+		{"/v1/images/generations", "/v1/images/generations"},
+		{"/images/edits", "/v1/images/edits"},
+		{"/moderations", "/v1/moderations"},
+		{"/v1/videos", "/v1/videos"},
 	}
 	for _, tc := range tests {
 		if got := jsonl.NormalizeEndpoint(tc.in); got != tc.want {

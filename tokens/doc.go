@@ -40,6 +40,20 @@
 //
 // /v1/embeddings: input, of the same shapes as prompt.
 //
+// /v1/moderations: input, a string, an array of strings, or an array of parts as in
+// chat (text counted, image_url parts as images).
+//
+// /v1/images/generations and /v1/videos: prompt.
+//
+// /v1/images/edits: prompt, and each image of images (objects with image_url or
+// file_id), of the older single image, and mask, as an image.
+//
+// Each endpoint but /v1/responses requires a field, as OpenAI's API reference marks
+// it, and a body without it (or with it null) is an error: messages (chat), prompt
+// (completions, image generations, videos), input (embeddings, moderations), prompt
+// and images or image (image edits). A Responses request may name a stored prompt or
+// a previous response instead of an input.
+//
 // /v1/responses:
 //   - instructions count as a system message: 3 plus the tokens of "system" and of the
 //     text. An input string counts as a user message: 3 plus the tokens of "user" and

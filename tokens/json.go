@@ -16,9 +16,26 @@ type reader struct {
 	b      []byte
 	i      int
 	depth  int
-	buf    []byte // unescaped string values; valid until the next call to str
-	kbuf   []byte // unescaped object keys; valid until the next key
-	images int    // image parts met, for Measure
+	buf    []byte     // unescaped string values; valid until the next call to str
+	kbuf   []byte     // unescaped object keys; valid until the next key
+	images int        // image parts met, for Measure
+	want   [][]string // groups of top-level fields; the body needs one of each
+	found  uint8      // bit i: a field of want[i] was met with a value that is not null
+}
+
+// need notes a top-level field about to be read: if it is in a group of r.want and its
+// value is not null, the body has that group.
+func (r *reader) need(key []byte) {
+	if len(r.want) == 0 || r.depth != 1 || r.peek() == 'n' {
+		return
+	}
+	for i, group := range r.want {
+		for _, w := range group {
+			if w == string(key) {
+				r.found |= 1 << i
+			}
+		}
+	}
 }
 
 // syntaxError reports JSON that is not well formed.
@@ -31,31 +48,35 @@ func (e *syntaxError) Error() string {
 	return fmt.Sprintf("invalid JSON at byte %d: %s", e.off, e.msg)
 }
 
-// typeError reports a known field of the wrong JSON type. path grows as the error is
-// returned up through the objects and arrays that hold the field.
-type typeError struct {
-	path      string
-	got, want string
+// FieldError reports a known field of a request body of the wrong JSON type, or a
+// required field that is missing (Got empty). Path grows as the error is returned up
+// through the objects and arrays that hold the field: "messages[2].content".
+type FieldError struct {
+	Path      string
+	Got, Want string
 }
 
-func (e *typeError) Error() string {
-	return fmt.Sprintf("invalid type for '%s': got %s, want %s", e.path, e.got, e.want)
+func (e *FieldError) Error() string {
+	if e.Got == "" {
+		return fmt.Sprintf("missing required field '%s'", e.Path)
+	}
+	return fmt.Sprintf("invalid type for '%s': got %s, want %s", e.Path, e.Got, e.Want)
 }
 
-// at prefixes the path of a typeError with seg, an object key or an "[i]" index.
+// at prefixes the path of a FieldError with seg, an object key or an "[i]" index.
 // Other errors pass through unchanged.
 func at(err error, seg string) error {
-	te, ok := err.(*typeError)
+	te, ok := err.(*FieldError)
 	if !ok {
 		return err
 	}
 	switch {
-	case te.path == "":
-		te.path = seg
-	case te.path[0] == '[':
-		te.path = seg + te.path
+	case te.Path == "":
+		te.Path = seg
+	case te.Path[0] == '[':
+		te.Path = seg + te.Path
 	default:
-		te.path = seg + "." + te.path
+		te.Path = seg + "." + te.Path
 	}
 	return err
 }
@@ -65,7 +86,7 @@ func index(i int) string { return fmt.Sprintf("[%d]", i) }
 
 func (r *reader) fail(msg string) error { return &syntaxError{r.i, msg} }
 
-// wrong returns a typeError for the next value, which is not what want describes, or a
+// wrong returns a FieldError for the next value, which is not what want describes, or a
 // syntaxError when no value starts there.
 func (r *reader) wrong(want string) error {
 	switch c := r.peek(); c {
@@ -75,7 +96,7 @@ func (r *reader) wrong(want string) error {
 			return r.fail("want a value")
 		}
 	}
-	return &typeError{got: r.kind(), want: want}
+	return &FieldError{Got: r.kind(), Want: want}
 }
 
 // peek skips whitespace and returns the next byte, or 0 at the end of the input.
@@ -139,7 +160,7 @@ func (r *reader) str() ([]byte, error) {
 	return r.decode(&r.buf)
 }
 
-// typedStr is str for a field that must be a string: any other value is a typeError.
+// typedStr is str for a field that must be a string: any other value is a FieldError.
 func (r *reader) typedStr() ([]byte, error) {
 	if r.peek() != '"' {
 		return nil, r.wrong("a string")

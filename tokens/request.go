@@ -56,6 +56,7 @@ func fields(r *reader, each func(key []byte) (int, error)) (int, error) {
 	}
 	n := 0
 	err := r.object(func(key []byte) error {
+		r.need(key)
 		m, err := each(key)
 		n += m
 		if err != nil {
@@ -528,7 +529,7 @@ func tokenID(r *reader) error {
 	isInt, err := r.number()
 	if err == nil && !isInt {
 		r.i = start
-		return &typeError{got: "a fraction", want: "an integer"}
+		return &FieldError{Got: "a fraction", Want: "an integer"}
 	}
 	return err
 }
@@ -641,4 +642,81 @@ func (c *Counter) item(r *reader) (int, error) {
 		return perMessage + out, err
 	}
 	return 0, err
+}
+
+// moderation counts a /v1/moderations body: input, a string, an array of strings, or
+// an array of parts (text, and image_url counted as images).
+func (c *Counter) moderation(r *reader) (int, error) {
+	return fields(r, func(key []byte) (int, error) {
+		if string(key) != "input" {
+			return 0, r.skip()
+		}
+		switch r.peek() {
+		case '"', 'n':
+			return c.text(r)
+		case '[':
+			return sum(r, func() (int, error) {
+				if r.peek() == '"' {
+					return c.text(r)
+				}
+				return c.part(r)
+			})
+		}
+		return 0, r.wrong("a string or an array")
+	})
+}
+
+// generation counts a body whose prompt is its one text: /v1/images/generations and
+// /v1/videos.
+func (c *Counter) generation(r *reader) (int, error) {
+	return fields(r, func(key []byte) (int, error) {
+		if string(key) == "prompt" {
+			return c.text(r)
+		}
+		return 0, r.skip()
+	})
+}
+
+// imageEdit counts a /v1/images/edits body: prompt, and each of images (image_url or
+// file_id objects, or the older single image) and mask as an image.
+func (c *Counter) imageEdit(r *reader) (int, error) {
+	return fields(r, func(key []byte) (int, error) {
+		switch string(key) {
+		case "prompt":
+			return c.text(r)
+		case "images":
+			return sum(r, func() (int, error) { return c.inputImage(r) })
+		case "image", "mask":
+			if ok, err := r.null(); ok || err != nil {
+				return 0, err
+			}
+			return c.inputImage(r)
+		}
+		return 0, r.skip()
+	})
+}
+
+// inputImage counts an image reference of an image edit: an object with image_url (a
+// URL string) or file_id, or a bare URL string.
+func (c *Counter) inputImage(r *reader) (int, error) {
+	var img imagePart
+	switch r.peek() {
+	case '"':
+		if err := img.url(r); err != nil {
+			return 0, err
+		}
+	case '{':
+		if _, err := fields(r, func(key []byte) (int, error) {
+			if string(key) == "image_url" {
+				return 0, img.url(r)
+			}
+			return 0, r.skip()
+		}); err != nil {
+			return 0, err
+		}
+	default:
+		return 0, r.wrong("an object or a string")
+	}
+	r.images++
+	return imageTokens(img.w, img.h, img.low), nil
 }

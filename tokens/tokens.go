@@ -15,7 +15,29 @@ const (
 	completionEndpoint = "/v1/completions"
 	embeddingEndpoint  = "/v1/embeddings"
 	responseEndpoint   = "/v1/responses"
+	moderationEndpoint = "/v1/moderations"
+	imageGenEndpoint   = "/v1/images/generations"
+	imageEditEndpoint  = "/v1/images/edits"
+	videoEndpoint      = "/v1/videos"
 )
+
+// Endpoints lists the endpoints Request and Measure know, in the order of OpenAI's
+// Batch API documentation.
+var Endpoints = []string{responseEndpoint, chatEndpoint, embeddingEndpoint, completionEndpoint,
+	moderationEndpoint, imageGenEndpoint, imageEditEndpoint, videoEndpoint}
+
+// required lists the fields each endpoint's body must have, as OpenAI's API reference
+// marks them: one of each group. Responses requires none, as a request may name a
+// stored prompt or a previous response instead of an input.
+var required = map[string][][]string{
+	chatEndpoint:       {{"messages"}},
+	completionEndpoint: {{"prompt"}},
+	embeddingEndpoint:  {{"input"}},
+	moderationEndpoint: {{"input"}},
+	imageGenEndpoint:   {{"prompt"}},
+	imageEditEndpoint:  {{"prompt"}, {"images", "image"}},
+	videoEndpoint:      {{"prompt"}},
+}
 
 // encodings lists the known encodings, the default first.
 var encodings = []string{"o200k_base", "cl100k_base", "p50k_base", "r50k_base"}
@@ -118,10 +140,10 @@ func (c *Counter) encode(s string) int {
 }
 
 // Request returns the prompt tokens of a request body (the `body` object of a batch
-// line, as raw JSON) sent to endpoint, which is one of "/v1/chat/completions",
-// "/v1/completions", "/v1/embeddings", "/v1/responses" (anything else: an error). A
-// body that is not a JSON object, or whose known fields have the wrong JSON types, is
-// an error. The package documentation lists what is counted.
+// line, as raw JSON) sent to endpoint, one of Endpoints (anything else: an error). A
+// body that is not a JSON object, whose known fields have the wrong JSON types, or that
+// lacks a field its endpoint requires, is an error: a *FieldError when the body is
+// well-formed JSON. The package documentation lists what is counted.
 func (c *Counter) Request(endpoint string, body []byte) (int, error) {
 	p, err := c.Measure(endpoint, body)
 	return p.Tokens, err
@@ -146,9 +168,14 @@ func (c *Counter) Measure(endpoint string, body []byte) (Prompt, error) {
 		walk = c.embedding
 	case responseEndpoint:
 		walk = c.response
+	case moderationEndpoint:
+		walk = c.moderation
+	case imageGenEndpoint, videoEndpoint:
+		walk = c.generation
+	case imageEditEndpoint:
+		walk = c.imageEdit
 	default:
-		return Prompt{}, fmt.Errorf("unknown endpoint %q: known endpoints are %s, %s, %s, %s",
-			endpoint, chatEndpoint, completionEndpoint, embeddingEndpoint, responseEndpoint)
+		return Prompt{}, fmt.Errorf("unknown endpoint %q: known endpoints are %s", endpoint, strings.Join(Endpoints, ", "))
 	}
 	r := c.reader(body)
 	defer c.release(r)
@@ -159,9 +186,15 @@ func (c *Counter) Measure(endpoint string, body []byte) (Prompt, error) {
 		r.i = 0
 		return Prompt{}, fmt.Errorf("invalid request body: got %s, want an object", r.kind())
 	}
+	r.want = required[endpoint]
 	n, err := walk(r)
 	if err == nil {
 		err = r.end()
+	}
+	for i, group := range r.want {
+		if err == nil && r.found&(1<<i) == 0 {
+			err = &FieldError{Path: strings.Join(group, "' or '"), Want: "a value"}
+		}
 	}
 	if err != nil {
 		return Prompt{}, err

@@ -354,12 +354,6 @@ func TestRequest(t *testing.T) {
 			want:     3,
 		},
 		{
-			name:     "completions-no-prompt",
-			endpoint: completions,
-			body:     `{"model":"m"}`,
-			want:     0,
-		},
-		{
 			name:     "embeddings-string",
 			endpoint: embeddings,
 			body:     js(t, obj{"model": "m", "input": hello}),
@@ -500,7 +494,21 @@ func TestRequestErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, endpoint, body, want string
 	}{
-		{"unknown-endpoint", "/v1/images/generations", `{}`, "unknown endpoint"},
+		{"unknown-endpoint", "/v1/audio/speech", `{}`, "unknown endpoint"},
+		{"chat-no-messages", chat, `{"model":"m"}`, "missing required field 'messages'"},
+		{"chat-null-messages", chat, `{"model":"m","messages":null}`, "missing required field 'messages'"},
+		{"completions-no-prompt", completions, `{"model":"m"}`, "missing required field 'prompt'"},
+		{"embeddings-no-input", embeddings, `{"model":"m","nested":{"input":"x"}}`, "missing required field 'input'"},
+		{"moderations-no-input", "/v1/moderations", `{}`, "missing required field 'input'"},
+		{"moderations-input-number", "/v1/moderations", `{"input":1}`, "'input': got a number, want a string or an array"},
+		{"moderations-part-number", "/v1/moderations", `{"input":[{"type":"text","text":1}]}`, "'input[0].text': got a number"},
+		{"image-no-prompt", "/v1/images/generations", `{"n":1}`, "missing required field 'prompt'"},
+		{"image-prompt-number", "/v1/images/generations", `{"prompt":1}`, "'prompt': got a number, want a string"},
+		{"edit-no-image", "/v1/images/edits", `{"prompt":"p"}`, "missing required field 'images' or 'image'"},
+		{"edit-no-prompt", "/v1/images/edits", `{"images":[{"image_url":"https://x/y.png"}]}`, "missing required field 'prompt'"},
+		{"edit-images-object", "/v1/images/edits", `{"prompt":"p","images":{}}`, "'images': got an object, want an array"},
+		{"edit-image-number", "/v1/images/edits", `{"prompt":"p","images":[1]}`, "'images[0]': got a number, want an object or a string"},
+		{"video-no-prompt", "/v1/videos", `{"seconds":"4"}`, "missing required field 'prompt'"},
 		{"empty-body", chat, ``, "invalid JSON"},
 		{"array-body", chat, `[]`, "got an array, want an object"},
 		{"string-body", embeddings, `"hi"`, "got a string, want an object"},
@@ -683,6 +691,30 @@ func FuzzRequest(f *testing.F) {
 	})
 }
 
+// The new endpoints count their text as OpenAI counts a prompt's: the tokens of the
+// string, images as the vision pricing says.
+func TestRequestGenerationEndpoints(t *testing.T) {
+	t.Parallel()
+	c := MustNew(t, "o200k_base")
+	fox := o200k(t, "a red fox")
+	for _, tc := range []struct {
+		endpoint, body string
+		want           int
+	}{
+		{"/v1/images/generations", `{"model":"m","prompt":"a red fox","n":2}`, fox},
+		{"/v1/videos", `{"prompt":"a red fox"}`, fox},
+		{"/v1/moderations", `{"input":"a red fox"}`, fox},
+		{"/v1/moderations", `{"input":["a red fox","a red fox"]}`, 2 * fox},
+		{"/v1/moderations", `{"input":[{"type":"text","text":"a red fox"},{"type":"image_url","image_url":{"url":"https://example.com/a.png","detail":"low"}}]}`, fox + 85},
+		{"/v1/images/edits", `{"prompt":"a red fox","images":[{"file_id":"file-1"}]}`, fox + 765},
+	} {
+		got, err := c.Request(tc.endpoint, []byte(tc.body))
+		if err != nil || got != tc.want {
+			t.Errorf("%s %s: got %d, %v; want %d", tc.endpoint, tc.body, got, err, tc.want)
+		}
+	}
+}
+
 // Measure counts what Request counts, and the image parts of the prompt.
 func TestMeasureCountsImages(t *testing.T) {
 	t.Parallel()
@@ -700,6 +732,12 @@ func TestMeasureCountsImages(t *testing.T) {
 			{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://example.com/b.png","detail":"low"}}]}]}`, 2},
 		{"/v1/responses", `{"input":[{"role":"user","content":[{"type":"input_image","image_url":"https://example.com/c.png"}]}]}`, 1},
 		{"/v1/embeddings", `{"input":"text"}`, 0},
+		{"/v1/moderations", `{"input":["a","b"]}`, 0},
+		{"/v1/moderations", `{"input":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"https://example.com/d.png"}}]}`, 1},
+		{"/v1/images/generations", `{"prompt":"a red fox"}`, 0},
+		{"/v1/images/edits", `{"prompt":"make it blue","images":[{"image_url":"https://example.com/e.png"},{"file_id":"file-1"}],"mask":{"image_url":"https://example.com/m.png"}}`, 3},
+		{"/v1/images/edits", `{"prompt":"make it blue","image":"https://example.com/e.png"}`, 1},
+		{"/v1/videos", `{"prompt":"a fox running","seconds":"4"}`, 0},
 	} {
 		p, err := c.Measure(tc.endpoint, []byte(tc.body))
 		if err != nil {

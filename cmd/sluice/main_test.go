@@ -415,7 +415,7 @@ func TestValidationCodes(t *testing.T) {
 	}
 	var many strings.Builder
 	for i := range 100_001 {
-		fmt.Fprintf(&many, `{"custom_id":"%d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini"}}`+"\n", i)
+		fmt.Fprintf(&many, `{"custom_id":"%d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[]}}`+"\n", i)
 	}
 	for _, tc := range []struct {
 		name, file, endpoint string
@@ -426,6 +426,7 @@ func TestValidationCodes(t *testing.T) {
 		{name: "too-many-tasks", file: many.String(), code: "too_many_tasks", line: 100_001},
 		{name: "url-mismatch-between-lines", file: good("a") + "\n" + strings.Replace(good("b"), "/v1/chat/completions", "/v1/embeddings", 1) + "\n", code: "url_mismatch", line: 2},
 		{name: "url-mismatch-with-endpoint", file: good("a") + "\n", endpoint: "/v1/embeddings", code: "url_mismatch", line: 1},
+		{name: "body-without-messages", file: good("a") + "\n" + `{"custom_id":"b","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini"}}` + "\n", code: "invalid_request", param: "body.messages", line: 2},
 		{name: "model-not-found", file: "\n" + strings.Replace(good("a"), "gpt-4o-mini", "nope", 1) + "\n", code: "model_not_found", line: 2},
 		{name: "duplicate-custom-id", file: good("a") + "\n" + good("b") + "\n" + good("a") + "\n", code: "duplicate_custom_id", line: 3},
 		{name: "empty-batch", file: "\n\n", code: "empty_batch"},
