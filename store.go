@@ -94,6 +94,33 @@ type Store interface {
 	// deleting its work.
 	FindLeftoverWork(ctx context.Context, limit int) ([]string, error)
 
+	// CreateUpload inserts u. Returns KindConflict if the ID exists.
+	CreateUpload(ctx context.Context, u *Upload) error
+	// FindUploadByID returns the upload. Returns KindNotFound.
+	FindUploadByID(ctx context.Context, id string) (*Upload, error)
+	// UpdateUpload changes the set fields of an upload. When upd.IfStatus is set and
+	// the upload is not in that state it returns KindConflict and changes nothing.
+	UpdateUpload(ctx context.Context, id string, upd UploadUpdate) (*Upload, error)
+	// FindUploads returns up to limit uploads whose expires_at is at or before t,
+	// oldest first: those the sweep expires and deletes.
+	FindUploads(ctx context.Context, expiredBy time.Time, limit int) ([]*Upload, error)
+	// DeleteUpload removes an upload and its parts' rows. Deleting what is not there
+	// is not an error.
+	DeleteUpload(ctx context.Context, id string) error
+	// AddUploadPart records a part of a pending upload before its bytes are stored
+	// (p.Bytes is ignored: the part is recorded as arriving), so that the part's
+	// object is deleted with the upload whatever happens. Returns KindNotFound for a
+	// missing upload, KindConflict when it is not pending.
+	AddUploadPart(ctx context.Context, p *UploadPart) error
+	// FinishUploadPart sets the size of an arriving part once its bytes are stored,
+	// if the upload is still pending and its finished parts, with this one, hold at
+	// most the upload's Bytes. Returns KindConflict otherwise, KindNotFound for a
+	// missing part.
+	FinishUploadPart(ctx context.Context, uploadID, partID string, bytes int64) error
+	// FindUploadParts returns the parts of an upload, arriving ones included, in the
+	// order they were added.
+	FindUploadParts(ctx context.Context, uploadID string) ([]*UploadPart, error)
+
 	// StartIdempotent records that the first request with r.Key begins (r.Status 0),
 	// unless a record of that key created after notBefore exists: then it returns that
 	// record and false, and changes nothing. An older record is replaced.

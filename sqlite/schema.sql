@@ -106,3 +106,30 @@ CREATE TABLE IF NOT EXISTS idempotency (
 	created_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_at);
+
+-- Files sent in parts (the Uploads API), until their expires_at; then the sweep
+-- deletes them with their parts.
+CREATE TABLE IF NOT EXISTS uploads (
+	id                 TEXT PRIMARY KEY,
+	created_at         INTEGER NOT NULL,
+	expires_at         INTEGER NOT NULL,
+	filename           TEXT NOT NULL,
+	purpose            TEXT NOT NULL,
+	bytes              INTEGER NOT NULL,
+	mime_type          TEXT NOT NULL,
+	status             TEXT NOT NULL,
+	file_expires_after INTEGER NOT NULL,
+	file_id            TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uploads_expires ON uploads (expires_at);
+
+-- The parts of uploads, in the order they were added; bytes is -1 while a part's
+-- bytes arrive.
+CREATE TABLE IF NOT EXISTS upload_parts (
+	seq        INTEGER PRIMARY KEY,
+	upload_id  TEXT NOT NULL,
+	id         TEXT NOT NULL UNIQUE,
+	created_at INTEGER NOT NULL,
+	bytes      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS upload_parts_upload ON upload_parts (upload_id, seq);

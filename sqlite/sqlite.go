@@ -115,7 +115,9 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 // requests table is the first release's schema, which kept a row per request line and
 // every result's bytes.
 // Version 2 lacks the batches' token columns, which version 3 added.
-const schemaVersion = 3
+// Version 3 lacks the uploads tables, which version 4 added (CREATE TABLE IF NOT EXISTS
+// adds them).
+const schemaVersion = 4
 
 // migrate brings the database to the current schema.
 func migrate(ctx context.Context, w *sql.DB) error {

@@ -23,6 +23,7 @@ func Run(t *testing.T, newStore func(t *testing.T) sluice.Store) {
 	runQuota(t, setup)
 	runBatchLists(t, setup)
 	runIdempotency(t, setup)
+	runUploads(t, setup)
 }
 
 // at returns the time n seconds after the epoch, in UTC, as stores return timestamps.
