@@ -235,10 +235,7 @@ func (s *Server) chat(b, body []byte, model, id string) ([]byte, int, *apiError)
 	h := uint64(fnvOffset)
 	prompt := 0
 	for _, m := range req.Messages {
-		h = fnvString(h, m.Role)
-		h = fnvString(h, "\x00")
-		h = fnvString(h, string(m.Content))
-		h = fnvString(h, "\xff")
+		h = foldMessage(h, m.Role, string(m.Content))
 		prompt += CountTokens(string(m.Content)) + overheadPerMsg
 	}
 	if req.Model != "" {

@@ -4,8 +4,8 @@
 //
 // # Routes
 //
-// A Server answers POST /v1/chat/completions, /v1/completions and /v1/embeddings,
-// GET /v1/models, /v1/models/{model} and /healthz. Every route is served with and
+// A Server answers POST /v1/chat/completions, /v1/completions, /v1/embeddings and
+// /v1/responses, GET /v1/models, /v1/models/{model} and /healthz. Every route is served with and
 // without the /v1 prefix, under /openai/v1/, and under /openai/deployments/{deployment}/
 // for Azure-style clients, where the deployment is the model when the body names none.
 // Credentials and query parameters such as api-version are ignored. Other paths answer
@@ -16,7 +16,7 @@
 // # Honest answers
 //
 // The text of a reply is a deterministic function of the prompt: the messages' roles and
-// text for chat, the prompt for completions. It is words drawn from a fixed list by a
+// text for chat and responses, the prompt for completions. It is words drawn from a fixed list by a
 // generator seeded with an FNV-64a hash of the prompt, so the same prompt gets the same
 // reply on any Server and a different prompt almost surely a different one. With n > 1,
 // choice 0 is the reply n = 1 gets and each other choice is drawn on its own.
@@ -30,9 +30,29 @@
 // completion_tokens is always CountTokens of the text returned, summed over the choices.
 // Embeddings are unit vectors drawn from the hash of each input.
 //
+// # Responses
+//
+// A /v1/responses request is read as a chat conversation: instructions are a system
+// message, an input string a user message, and each input item a message of its role
+// whose text is its string content or its input_text, output_text and refusal parts
+// joined with newlines (images, files and audio carry no text). A function_call or
+// custom_tool_call item is a message of its name and arguments, a *_call_output item
+// one of its output; other items (reasoning, item_reference, ...) add only their type to
+// the hash and cost nothing. So the same conversation gets the same reply on both routes,
+// and input_tokens count as chat's prompt_tokens do. The answer is a response object with
+// one assistant message of one output_text part; max_output_tokens (at least 16, as
+// OpenAI requires) cuts the reply as max_tokens does in chat, and then the response and
+// its message are "incomplete" with incomplete_details.reason "max_output_tokens".
+// completed_at is created_at plus the answer's wait (below). The request's settings
+// (temperature, top_p, tools, tool_choice, text, metadata, store, ...) are echoed, or
+// their defaults given; the reply is prose whatever text.format asks for, as chat's is
+// whatever response_format asks for. The simulator stores nothing, so stream,
+// background, previous_response_id, conversation and stored prompts are refused with a
+// 400 naming the parameter.
+//
 // # Timing and faults
 //
-// A completion request first takes a slot under Options.MaxConcurrency (else 429), then
+// An inference request (a POST to any route but models and healthz) first takes a slot under Options.MaxConcurrency (else 429), then
 // draws its faults (see Options), then waits Options.Latency plus its completion tokens
 // divided by Options.TokensPerSecond before it answers; a request whose context ends
 // while waiting gets no answer. Fault draws come from a PCG seeded with Options.Seed and

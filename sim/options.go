@@ -22,7 +22,7 @@ const (
 
 // Options configures the simulator. The zero value is a fast, faultless server.
 //
-// Faults are drawn once per completion request, in this order: reset, hang, 429, 500.
+// Faults are drawn once per inference request, in this order: reset, hang, 429, 500.
 // Each rate is the probability of its fault among the requests that reached its check,
 // so with ResetRate 0.5 and FailRate 1 half the requests are reset and the other half
 // answered 500.

@@ -63,7 +63,7 @@ type Server struct {
 // requests are in flight the set is not one snapshot. Once InFlight is 0,
 // Requests == Completed + Invalid + Canceled + Faults.Total().
 type Stats struct {
-	Requests    int64  // POSTs to a completion route (chat completions, completions, embeddings)
+	Requests    int64  // POSTs to an inference route (every route but models and healthz)
 	Completed   int64  // 2xx answers to them
 	Invalid     int64  // 4xx answers to malformed ones (bad JSON, stream, bad parameters, too large)
 	Canceled    int64  // requests whose context ended during Latency or generation, so no answer was written
@@ -157,7 +157,7 @@ func appendModel(b []byte, id string, created int64) []byte {
 // arrive in the same order.
 func (s *Server) Seed() int64 { return s.seed }
 
-// Stats returns counters since New: Requests (all POSTs to a completion route), Completed
+// Stats returns counters since New: Requests (all POSTs to an inference route), Completed
 // (2xx answers), Faults by kind (500, 429 injected, 429 over concurrency, hang, reset),
 // and InFlight now, and MaxInFlight seen.
 func (s *Server) Stats() Stats {
@@ -190,6 +190,7 @@ const (
 	chatEndpoint endpoint = iota
 	completionEndpoint
 	embeddingEndpoint
+	responseEndpoint
 )
 
 // ServeHTTP answers one request. Every answer carries an x-request-id header unique to it.
@@ -206,6 +207,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveCompletion(w, r, h, completionEndpoint, deployment, id[len("req_"):])
 	case "/embeddings":
 		s.serveCompletion(w, r, h, embeddingEndpoint, deployment, "")
+	case "/responses":
+		s.serveCompletion(w, r, h, responseEndpoint, deployment, id[len("req_"):])
 	case "/models":
 		if allow(w, r, h, http.MethodGet) {
 			writeBody(w, h, http.StatusOK, jsonType, s.modelsBody)
@@ -265,7 +268,7 @@ func allow(w http.ResponseWriter, r *http.Request, h http.Header, method string)
 	return false
 }
 
-// serveCompletion answers a POST to a completion route: the concurrency limit first, then
+// serveCompletion answers a POST to an inference route: the concurrency limit first, then
 // the fault draws, then the answer after its latency and generation time.
 func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, h http.Header, ep endpoint, deployment, id string) {
 	if !allow(w, r, h, http.MethodPost) {
@@ -317,6 +320,8 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, h http.
 		out, tokens, e = s.chat(out, body, model, id)
 	case completionEndpoint:
 		out, tokens, e = s.completion(out, body, model, id)
+	case responseEndpoint:
+		out, tokens, e = s.response(out, body, model, id)
 	default:
 		out, tokens, e = s.embedding(out, body, model)
 	}
@@ -361,7 +366,7 @@ func (s *Server) admit() bool {
 	}
 }
 
-// injectFault draws the faults of the n-th completion request, in order reset, hang,
+// injectFault draws the faults of the n-th inference request, in order reset, hang,
 // 429, 500, and acts out the one drawn. It returns false when none was drawn. The draws
 // come from a PCG seeded with the Server's seed and n, so they need no lock and the
 // sequence depends only on the seed and the order requests arrive in.
@@ -409,13 +414,18 @@ func resetConn(w http.ResponseWriter) {
 	_ = conn.Close()
 }
 
-// wait sleeps for Latency plus the generation time of tokens, and returns false if ctx
-// ended first.
-func (s *Server) wait(ctx context.Context, tokens int) bool {
+// delay returns Latency plus the generation time of tokens: how long an answer waits.
+func (s *Server) delay(tokens int) time.Duration {
 	d := s.latency
 	if s.tps > 0 && tokens > 0 {
 		d += time.Duration(min(float64(tokens)/s.tps*float64(time.Second), math.MaxInt64/2))
 	}
+	return d
+}
+
+// wait sleeps for delay(tokens), and returns false if ctx ended first.
+func (s *Server) wait(ctx context.Context, tokens int) bool {
+	d := s.delay(tokens)
 	if d <= 0 {
 		return true
 	}

@@ -161,6 +161,16 @@ func fnvString(h uint64, s string) uint64 {
 	return h
 }
 
+// foldMessage folds a message of role and text into the FNV-64a hash h. Chat messages
+// and Responses input items fold alike, so the same conversation gets the same reply on
+// both routes.
+func foldMessage(h uint64, role, text string) uint64 {
+	h = fnvString(h, role)
+	h = fnvString(h, "\x00")
+	h = fnvString(h, text)
+	return fnvString(h, "\xff")
+}
+
 // fnvUint64 folds the eight bytes of v into the FNV-64a hash h.
 func fnvUint64(h, v uint64) uint64 {
 	for range 8 {
