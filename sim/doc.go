@@ -4,8 +4,8 @@
 //
 // # Routes
 //
-// A Server answers POST /v1/chat/completions, /v1/completions, /v1/embeddings and
-// /v1/responses, GET /v1/models, /v1/models/{model} and /healthz. Every route is served with and
+// A Server answers POST /v1/chat/completions, /v1/completions, /v1/embeddings,
+// /v1/responses and /v1/moderations, GET /v1/models, /v1/models/{model} and /healthz. Every route is served with and
 // without the /v1 prefix, under /openai/v1/, and under /openai/deployments/{deployment}/
 // for Azure-style clients, where the deployment is the model when the body names none.
 // Credentials and query parameters such as api-version are ignored. Other paths answer
@@ -49,6 +49,18 @@
 // whatever response_format asks for. The simulator stores nothing, so stream,
 // background, previous_response_id, conversation and stored prompts are refused with a
 // 400 naming the parameter.
+//
+// # Moderations
+//
+// A /v1/moderations input that is a string or an array of strings gets one result per
+// string; an array of text and image_url parts gets one result for all of them. Every
+// result has the full category set of OpenAI's spec. Each score is drawn from the hash
+// of its input's text (and image URLs) and is below 0.01, so nothing is flagged, unless
+// the text carries FlagMarker with the category's name, as in "[flag:violence]": that
+// category then scores at least 0.9. A category is flagged when its score reaches
+// FlagThreshold, and a result when any category is. category_applied_input_types lists
+// "text" when the input has text, and "image" when it has an image and the category is
+// one OpenAI scores images for. Moderations cost no generation time.
 //
 // # Timing and faults
 //

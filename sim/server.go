@@ -191,6 +191,7 @@ const (
 	completionEndpoint
 	embeddingEndpoint
 	responseEndpoint
+	moderationEndpoint
 )
 
 // ServeHTTP answers one request. Every answer carries an x-request-id header unique to it.
@@ -209,6 +210,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveCompletion(w, r, h, embeddingEndpoint, deployment, "")
 	case "/responses":
 		s.serveCompletion(w, r, h, responseEndpoint, deployment, id[len("req_"):])
+	case "/moderations":
+		s.serveCompletion(w, r, h, moderationEndpoint, deployment, id[len("req_"):])
 	case "/models":
 		if allow(w, r, h, http.MethodGet) {
 			writeBody(w, h, http.StatusOK, jsonType, s.modelsBody)
@@ -322,6 +325,8 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, h http.
 		out, tokens, e = s.completion(out, body, model, id)
 	case responseEndpoint:
 		out, tokens, e = s.response(out, body, model, id)
+	case moderationEndpoint:
+		out, tokens, e = s.moderation(out, body, model, id)
 	default:
 		out, tokens, e = s.embedding(out, body, model)
 	}
