@@ -28,6 +28,31 @@ type Service interface {
 	// CancelBatch moves a running batch to StatusCancelling. Returns KindNotFound, or
 	// KindConflict when the batch already ended.
 	CancelBatch(ctx context.Context, id string) (*Batch, error)
+
+	// CreateUpload starts an upload in parts (the Uploads API). Returns KindInvalid
+	// with Param set for a bad parameter.
+	CreateUpload(ctx context.Context, c UploadCreate) (*Upload, error)
+	// AddUploadPart stores a part of a pending upload. Returns KindNotFound, KindConflict
+	// when the upload is not pending, KindTooLarge over MaxPartBytes, and KindInvalid
+	// when the parts would outgrow the upload.
+	AddUploadPart(ctx context.Context, uploadID string, body io.Reader) (*UploadPart, error)
+	// CompleteUpload makes a file of the parts, in the order given, checked against
+	// md5 when it is set (hex or base64), scanned as an upload is. Returns KindInvalid
+	// when the parts are not the upload's, not all there, or do not add up to its size.
+	CompleteUpload(ctx context.Context, uploadID string, partIDs []string, md5 string) (*Upload, *File, error)
+	// CancelUpload cancels a pending upload and deletes its parts.
+	CancelUpload(ctx context.Context, uploadID string) (*Upload, error)
+}
+
+// UploadCreate holds the parameters of an upload create call.
+type UploadCreate struct {
+	Filename string
+	Bytes    int64
+	MimeType string
+	// TTL is how long the upload may stay pending; 0 means UploadTTLOpenAI.
+	TTL time.Duration
+	// FileExpiresAfter is the lifetime of the file it becomes, in seconds; 0: none.
+	FileExpiresAfter int64
 }
 
 // FileUpload is an upload as the API received it.

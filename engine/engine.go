@@ -335,6 +335,9 @@ func (e *Engine) loop(ctx context.Context) {
 			if err := e.sweepLeftovers(ctx); err != nil && ctx.Err() == nil {
 				e.log.ErrorContext(ctx, "delete leftover work", "err", err)
 			}
+			if err := e.sweepUploads(ctx, now); err != nil && ctx.Err() == nil {
+				e.log.ErrorContext(ctx, "delete expired uploads", "err", err)
+			}
 			// Idempotency-Key answers are kept for 24 hours.
 			if err := e.store.DeleteIdempotentBefore(ctx, now.Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
 				e.log.ErrorContext(ctx, "delete old idempotency records", "err", err)

@@ -105,7 +105,7 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error 
 		// Azure product keeps them until deleted.
 		expires = sluice.Ptr(file.CreatedAt.Add(sluice.MaxFileExpiry * time.Second))
 	}
-	if err := s.checkFileCount(r.Context(), file.ID, expires != nil); err != nil {
+	if err := s.checkFileCount(r.Context(), expires != nil, true); err != nil {
 		return drop(err)
 	}
 	if expires != nil {
@@ -133,10 +133,11 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// checkFileCount refuses a new file, id, when the files of its kind (with an expiry or
-// without) are at their limit. Output files count too. Two uploads at once may both
-// pass at the limit; the limit bounds storage, it is not a reservation.
-func (s *Server) checkFileCount(ctx context.Context, id string, expiring bool) error {
+// checkFileCount refuses a new file when the files of its kind (with an expiry or
+// without) are at their limit; stored says the new file is in the store already, with
+// no expiry yet. Output files count too. Two uploads at once may both pass at the
+// limit; the limit bounds storage, it is not a reservation.
+func (s *Server) checkFileCount(ctx context.Context, expiring, stored bool) error {
 	limit, kind := s.maxFiles, "without an expiry"
 	if expiring {
 		limit, kind = s.maxExpiringFiles, "with an expiry"
@@ -148,7 +149,7 @@ func (s *Server) checkFileCount(ctx context.Context, id string, expiring bool) e
 	if err != nil {
 		return err
 	}
-	if !expiring {
+	if stored && !expiring {
 		n-- // the new file, which has no expiry yet
 	}
 	if n < limit {

@@ -27,6 +27,11 @@ func (s *Server) routes() http.Handler {
 		api.Handle("GET "+prefix+"/batches/{batch_id}", s.handle(s.handleBatchGet))
 		api.Handle("POST "+prefix+"/batches/{batch_id}/cancel", s.handle(s.handleBatchCancel))
 
+		api.Handle("POST "+prefix+"/uploads", s.idempotent(s.handle(s.handleUploadCreate)))
+		api.Handle("POST "+prefix+"/uploads/{upload_id}/parts", s.handle(s.handleUploadPart))
+		api.Handle("POST "+prefix+"/uploads/{upload_id}/complete", s.idempotent(s.handle(s.handleUploadComplete)))
+		api.Handle("POST "+prefix+"/uploads/{upload_id}/cancel", s.handle(s.handleUploadCancel))
+
 		api.Handle("GET "+prefix+"/deployments", s.handle(s.handleDeploymentList))
 		api.Handle("GET "+prefix+"/deployments/{deployment}", s.handle(s.handleDeploymentGet))
 	}

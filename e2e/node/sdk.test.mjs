@@ -201,3 +201,52 @@ test(
     });
   },
 );
+
+// A file sent through the Uploads API in parts, completed with an md5, becomes a file
+// a batch runs from.
+async function runUploadFlow(t, client, endpoint) {
+  const { dir, file: inputPath } = writeInput(endpoint);
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const bytes = fs.readFileSync(inputPath);
+  const upload = await client.uploads.create({ filename: 'parts.jsonl', purpose: 'batch', bytes: bytes.length, mime_type: 'text/jsonl' });
+  assert.equal(upload.object, 'upload');
+  assert.equal(upload.status, 'pending');
+  const half = Math.floor(bytes.length / 2);
+  const { toFile } = await import('openai');
+  const second = await client.uploads.parts.create(upload.id, { data: await toFile(bytes.subarray(half), 'b') });
+  const first = await client.uploads.parts.create(upload.id, { data: await toFile(bytes.subarray(0, half), 'a') });
+  assert.equal(first.object, 'upload.part');
+  assert.equal(first.upload_id, upload.id);
+  const { createHash } = await import('node:crypto');
+  const md5 = createHash('md5').update(bytes).digest('hex');
+  const done = await client.uploads.complete(upload.id, { part_ids: [first.id, second.id], md5 });
+  assert.equal(done.status, 'completed');
+  assert.ok(done.file && done.file.id.startsWith('file-'), `completed upload: ${JSON.stringify(done)}`);
+  assert.equal(done.file.bytes, bytes.length);
+  const content = await (await client.files.content(done.file.id)).text();
+  assert.equal(content, bytes.toString());
+  const batch = await client.batches.create({ input_file_id: done.file.id, endpoint, completion_window: '24h' });
+  let b = batch;
+  for (let i = 0; i < 600 && !TERMINAL.has(b.status); i++) {
+    await sleep(100);
+    b = await client.batches.retrieve(batch.id);
+  }
+  assert.equal(b.status, 'completed', JSON.stringify(b));
+  assert.equal(b.request_counts.completed, QUESTIONS.length);
+  // A cancelled upload takes no more parts.
+  const gone = await client.uploads.create({ filename: 'x.jsonl', purpose: 'batch', bytes: 10, mime_type: 'text/jsonl' });
+  assert.equal((await client.uploads.cancel(gone.id)).status, 'cancelled');
+  await assert.rejects(client.uploads.parts.create(gone.id, { data: await toFile(Buffer.from('x'), 'x') }), (err) => err.status === 409);
+}
+
+test('OpenAI client: a file in parts through the Uploads API', { timeout: 180_000 }, async (t) => {
+  requireURL();
+  const client = new OpenAI({ baseURL: SLUICE_URL + '/v1', apiKey: API_KEY, maxRetries: 0 });
+  await runUploadFlow(t, client, '/v1/chat/completions');
+});
+
+test('AzureOpenAI client: a file in parts through the Uploads API', { timeout: 180_000 }, async (t) => {
+  requireURL();
+  const client = new AzureOpenAI({ endpoint: SLUICE_URL, apiKey: API_KEY, apiVersion: '2025-04-01-preview', maxRetries: 0 });
+  await runUploadFlow(t, client, '/chat/completions');
+});
