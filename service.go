@@ -72,6 +72,9 @@ type BatchCreate struct {
 	// Deployment, when set, is the deployment the create was addressed to: the input's
 	// lines must name it.
 	Deployment string
+	// WindowPolicy is the policy for a deployment that sets none: the route family's
+	// (expire on the OpenAI routes, continue on Azure's). "" means continue.
+	WindowPolicy WindowPolicy
 	// DryRun checks the input and the quota and answers whether the batch would be
 	// admitted now, without creating it.
 	DryRun bool

@@ -153,6 +153,9 @@ type Batch struct {
 
 	// OutputExpiresAfter is the lifetime of the result files in seconds; 0 means none.
 	OutputExpiresAfter int64
+	// WindowPolicy is what happens when the completion window ends with lines left:
+	// WindowExpire ends the batch as expired; WindowContinue (or "") runs on.
+	WindowPolicy WindowPolicy
 
 	CreatedAt    time.Time
 	InProgressAt *time.Time
@@ -164,6 +167,20 @@ type Batch struct {
 	CancellingAt *time.Time
 	CancelledAt  *time.Time
 }
+
+// WindowPolicy says what happens to a batch whose completion window ends before its
+// lines do.
+type WindowPolicy string
+
+const (
+	// WindowContinue runs the batch on until it is done or cancelled, as the Azure
+	// OpenAI product does.
+	WindowContinue WindowPolicy = "continue"
+	// WindowExpire ends the batch as expired, as the OpenAI API does: the finished
+	// lines in its output and error files, the rest in the error file with the code
+	// batch_expired.
+	WindowExpire WindowPolicy = "expire"
+)
 
 // Deployment is a named batch deployment: what a line's body.model names.
 type Deployment struct {
@@ -178,6 +195,9 @@ type Deployment struct {
 	// InputFormats are the kinds of input its model accepts: "text", and "image" when
 	// it takes images.
 	InputFormats []string
+	// WindowPolicy is what its batches do when their window ends with lines left; ""
+	// lets the route a batch was created on decide (BatchCreate.WindowPolicy).
+	WindowPolicy WindowPolicy
 	Quota        Quota
 	Price        Price
 	Upstreams    []Upstream

@@ -372,9 +372,22 @@ func (e *Engine) step(ctx context.Context) error {
 				e.background(ctx, b.ID, func(ctx context.Context) error { return e.finalize(ctx, b, sluice.StatusCompleted) })
 				continue
 			}
+			if b.WindowPolicy == sluice.WindowExpire && b.ExpiresAt != nil && !e.now().Before(*b.ExpiresAt) {
+				e.background(ctx, b.ID, func(ctx context.Context) error { return e.markExpired(ctx, b) })
+				continue
+			}
 			active[b.ID] = true
 			e.activate(ctx, b)
 		case sluice.StatusFinalizing:
+			if b.ExpiredAt != nil {
+				// Its window ended: stop its lines here, and expire it once none is in
+				// flight anywhere.
+				if e.cancelRun(b.ID) {
+					continue
+				}
+				e.background(ctx, b.ID, func(ctx context.Context) error { return e.expire(ctx, b) })
+				continue
+			}
 			e.background(ctx, b.ID, func(ctx context.Context) error { return e.finalize(ctx, b, sluice.StatusCompleted) })
 		case sluice.StatusCancelling:
 			if e.cancelRun(b.ID) {

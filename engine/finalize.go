@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"github.com/sluice-batch/sluice"
+	"github.com/sluice-batch/sluice/jsonl"
 )
 
 // finalize writes the output and error files of a batch whose lines are all done (final
-// is StatusCompleted) or that was cancelled and has nothing in flight (StatusCancelled),
+// is StatusCompleted, or StatusExpired once expire gave the rest their results) or that
+// was cancelled and has nothing in flight (StatusCancelled),
 // then records the files and the final status in one transaction, then deletes the
 // batch's segments and work records. Each file is its recorded extents concatenated in
 // commit order by the bucket (Compose): no result line is read, parsed or re-encoded
@@ -61,11 +63,12 @@ func (e *Engine) finalize(ctx context.Context, b *sluice.Batch, final sluice.Sta
 		})
 	}
 	upd := sluice.BatchUpdate{IfStatus: []sluice.Status{from}, Status: &final}
-	if final == sluice.StatusCompleted {
+	switch final {
+	case sluice.StatusCompleted:
 		upd.CompletedAt = &now
-	} else {
+	case sluice.StatusCancelled:
 		upd.CancelledAt = &now
-	}
+	} // an expired batch's expired_at is when its window ended, set by markExpired
 	b, err = e.store.FinishBatch(ctx, b.ID, files, upd)
 	if err != nil {
 		return err
@@ -128,4 +131,73 @@ func (e *Engine) sweepLeftovers(ctx context.Context) error {
 		e.log.InfoContext(ctx, "deleted the leftover work of a finished batch", "batch_id", id)
 	}
 	return nil
+}
+
+// expiredMessage is the message of the result of a line a batch's window ended before.
+const expiredMessage = "This request was not run: the batch's completion window ended first."
+
+// markExpired moves a batch whose completion window has ended, under WindowExpire,
+// from in_progress to finalizing with expired_at set: dispatch stops, and once nothing
+// of it is in flight anywhere, expire gives its unfinished lines their results.
+func (e *Engine) markExpired(ctx context.Context, b *sluice.Batch) error {
+	now := e.now().UTC()
+	_, err := e.store.UpdateBatch(ctx, b.ID, sluice.BatchUpdate{IfStatus: []sluice.Status{sluice.StatusInProgress},
+		Status: sluice.Ptr(sluice.StatusFinalizing), FinalizingAt: &now, ExpiredAt: &now})
+	if sluice.ErrorKind(err) == sluice.KindConflict {
+		return nil // moved on since the step looked
+	}
+	if err == nil {
+		e.log.InfoContext(ctx, "batch window ended; expiring", "batch_id", b.ID, "expires_at", b.ExpiresAt)
+	}
+	return err
+}
+
+// expire ends a batch marked expired: every line without a result gets one in the
+// error file, with the code batch_expired, committed as any result is (so a line that
+// finished meanwhile keeps its own), then the batch is finalized as expired. It runs
+// again safely after a crash at any point.
+func (e *Engine) expire(ctx context.Context, b *sluice.Batch) error {
+	r := &run{id: b.ID, indexKey: sluice.IndexKey(b.InputFileID)}
+	ids := newIDSource()
+	for {
+		chunks, err := e.store.ClaimChunks(ctx, b.ID, e.opts.Owner, 64, e.now().Add(e.opts.LeaseDuration))
+		if err != nil {
+			return err
+		}
+		if len(chunks) == 0 {
+			break
+		}
+		reqs, err := e.unfinished(ctx, r, chunks)
+		if err != nil {
+			e.releaseChunks(r, chunks)
+			return err
+		}
+		key := fmt.Sprintf("segments/%s/%s-expired-%s-error.jsonl", b.ID, e.opts.Owner, ids.requestID()[len("batch_req_"):])
+		if err := e.store.AddSegment(ctx, b.ID, key); err != nil {
+			e.releaseChunks(r, chunks)
+			return err
+		}
+		var buf []byte
+		refs := make([]sluice.ResultRef, len(reqs))
+		for i, q := range reqs {
+			start := len(buf)
+			buf = jsonl.AppendError(buf, ids.requestID(), q.CustomID, "batch_expired", expiredMessage)
+			buf = append(buf, '\n')
+			refs[i] = sluice.ResultRef{BatchID: b.ID, Chunk: q.Chunk, Index: q.Index, Segment: key,
+				Offset: int64(start), Length: int64(len(buf) - start)}
+		}
+		if err := e.bucket.Append(ctx, key, 0, buf); err != nil {
+			e.releaseChunks(r, chunks)
+			return fmt.Errorf("write expired lines of %s: %w", b.ID, err)
+		}
+		if _, err := e.store.CommitResults(ctx, e.opts.Owner, refs); err != nil {
+			e.releaseChunks(r, chunks)
+			return err
+		}
+	}
+	// A chunk another process holds is still in flight there: wait for its lease.
+	if n, err := e.store.CountLeased(ctx, b.ID, e.now()); err != nil || n > 0 {
+		return err
+	}
+	return e.finalize(ctx, b, sluice.StatusExpired)
 }

@@ -234,6 +234,10 @@ func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 		return b, nil, nil
 	}
 	b.Deployment, b.Model = d.Name, d.ModelName()
+	b.WindowPolicy = d.WindowPolicy
+	if b.WindowPolicy == "" {
+		b.WindowPolicy = c.WindowPolicy
+	}
 	if len(problems) == 0 {
 		b.InputTokens = f.Scan.Tokens
 	}

@@ -38,7 +38,10 @@ func (s *Server) handleBatchCreate(w http.ResponseWriter, r *http.Request) error
 	}
 	c := sluice.BatchCreate{
 		InputFileID: in.InputFileID, Endpoint: in.Endpoint, CompletionWindow: in.CompletionWindow, Metadata: in.Metadata,
-		DryRun: in.DryRun, Deployment: r.PathValue("deployment"),
+		DryRun: in.DryRun, Deployment: r.PathValue("deployment"), WindowPolicy: sluice.WindowContinue,
+	}
+	if family(r) == familyOpenAI {
+		c.WindowPolicy = sluice.WindowExpire
 	}
 	if oe := in.OutputExpiresAfter; oe != nil {
 		anchor := oe.Anchor

@@ -16,7 +16,8 @@ import (
 const batchColumns = `id, endpoint, input_file_id, completion_window, status, deployment, model, input_tokens,
 	usage_input, usage_cached, usage_output, usage_reasoning, usage_estimated, output_file_id,
 	error_file_id, errors, metadata, total, completed, failed, output_expires_after, created_at,
-	in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at`
+	in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at,
+	window_policy`
 
 // notTerminal is the SQL list of the states whose batches hold quota.
 const notTerminal = `('validating', 'in_progress', 'finalizing', 'cancelling')`
@@ -36,7 +37,7 @@ func scanBatch(row scanner) (*sluice.Batch, error) {
 		&b.Model, &b.InputTokens, &u.InputTokens, &u.CachedTokens, &u.OutputTokens, &u.ReasoningTokens,
 		&u.EstimatedLines, &b.OutputFileID, &b.ErrorFileID, &errs, &meta, &b.RequestCounts.Total, &b.RequestCounts.Completed,
 		&b.RequestCounts.Failed, &b.OutputExpiresAfter, &created, &inProgress, &expires, &finalizing, &done,
-		&failed, &expired, &cancelling, &cancel)
+		&failed, &expired, &cancelling, &cancel, &b.WindowPolicy)
 	if err != nil {
 		return nil, err
 	}
@@ -90,13 +91,13 @@ func (s *Store) AdmitBatch(ctx context.Context, b *sluice.Batch, limit int64) (i
 	}
 	u := &b.Usage
 	_, err = tx.ExecContext(ctx, `INSERT INTO batches (`+batchColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		b.ID, b.Endpoint, b.InputFileID, b.CompletionWindow, b.Status, b.Deployment, b.Model, b.InputTokens,
 		u.InputTokens, u.CachedTokens, u.OutputTokens, u.ReasoningTokens, u.EstimatedLines, b.OutputFileID,
 		b.ErrorFileID, errs, meta, b.RequestCounts.Total, b.RequestCounts.Completed, b.RequestCounts.Failed,
 		b.OutputExpiresAfter, unix(b.CreatedAt), unixPtr(b.InProgressAt), unixPtr(b.ExpiresAt),
 		unixPtr(b.FinalizingAt), unixPtr(b.CompletedAt), unixPtr(b.FailedAt), unixPtr(b.ExpiredAt),
-		unixPtr(b.CancellingAt), unixPtr(b.CancelledAt))
+		unixPtr(b.CancellingAt), unixPtr(b.CancelledAt), b.WindowPolicy)
 	if err != nil {
 		return held, false, interpret(err, "Batch", b.ID)
 	}

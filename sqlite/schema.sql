@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS batches (
 	completed            INTEGER NOT NULL DEFAULT 0,
 	failed               INTEGER NOT NULL DEFAULT 0,
 	output_expires_after INTEGER NOT NULL DEFAULT 0,
+	window_policy        TEXT NOT NULL DEFAULT '',
 	created_at           INTEGER NOT NULL,
 	in_progress_at       INTEGER,
 	expires_at           INTEGER,

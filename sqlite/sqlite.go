@@ -115,8 +115,8 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 // requests table is the first release's schema, which kept a row per request line and
 // every result's bytes.
 // Version 2 lacks the batches' token columns, which version 3 added.
-// Version 3 lacks the uploads tables, which version 4 added (CREATE TABLE IF NOT EXISTS
-// adds them).
+// Version 3 lacks the uploads tables (CREATE TABLE IF NOT EXISTS adds them) and the
+// batches' window_policy, which version 4 added.
 const schemaVersion = 4
 
 // migrate brings the database to the current schema.
@@ -143,6 +143,9 @@ func migrate(ctx context.Context, w *sql.DB) error {
 		return fmt.Errorf("migrate sqlite: %w", err)
 	}
 	if err := addColumns(ctx, w, "batches", tokenColumns); err != nil {
+		return err
+	}
+	if err := addColumns(ctx, w, "batches", [][2]string{{"window_policy", "TEXT NOT NULL DEFAULT ''"}}); err != nil {
 		return err
 	}
 	if _, err := w.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {

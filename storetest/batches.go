@@ -33,6 +33,7 @@ func runBatches(t *testing.T, setup func(t *testing.T) sluice.Store) {
 			Metadata:           map[string]string{"project": "eval", "run": "7"},
 			RequestCounts:      sluice.RequestCounts{Total: 10, Completed: 6, Failed: 2},
 			OutputExpiresAfter: sluice.MaxFileExpiry,
+			WindowPolicy:       sluice.WindowExpire,
 			CreatedAt:          at(1000),
 			InProgressAt:       sluice.Ptr(at(1001)),
 			ExpiresAt:          sluice.Ptr(at(1000 + 24*3600)),

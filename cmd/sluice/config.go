@@ -39,6 +39,9 @@ type DeploymentConfig struct {
 	Encoding     string   `yaml:"encoding"` // tokenizer encoding; default o200k_base
 	Endpoints    []string `yaml:"endpoints"`
 	InputFormats []string `yaml:"input_formats"`
+	// WindowPolicy is what a batch past its 24 h window does: continue (Azure OpenAI)
+	// or expire (OpenAI). Unset, it follows the route the batch was created on.
+	WindowPolicy string `yaml:"window_policy"`
 	// EnqueuedTokenLimit is a number ("200000000", "200M", "1.5B", "90K"), "default"
 	// for the product's default for the model, or unset for no limit.
 	EnqueuedTokenLimit TokenLimit `yaml:"enqueued_token_limit"`
@@ -193,6 +196,11 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("deployments[%d].endpoints: %q is not one of %s", i, ep, strings.Join(sluice.Endpoints, ", "))
 			}
 		}
+		switch sluice.WindowPolicy(d.WindowPolicy) {
+		case "", sluice.WindowContinue, sluice.WindowExpire:
+		default:
+			return fmt.Errorf("deployments[%d].window_policy: %q: use continue or expire", i, d.WindowPolicy)
+		}
 		for _, f := range d.InputFormats {
 			if f != "text" && f != "image" {
 				return fmt.Errorf("deployments[%d].input_formats: %q: use text and image", i, f)
@@ -264,7 +272,7 @@ func (c *Config) domain() []sluice.Deployment {
 	var out []sluice.Deployment
 	for _, d := range c.Deployments {
 		dep := sluice.Deployment{Name: d.Name, Type: d.typ(), Zone: d.Zone, Model: d.Model, Encoding: d.Encoding,
-			InputFormats: d.InputFormats}
+			InputFormats: d.InputFormats, WindowPolicy: sluice.WindowPolicy(d.WindowPolicy)}
 		for _, ep := range d.Endpoints {
 			dep.Endpoints = append(dep.Endpoints, jsonl.NormalizeEndpoint(ep))
 		}
