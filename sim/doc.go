@@ -5,7 +5,8 @@
 // # Routes
 //
 // A Server answers POST /v1/chat/completions, /v1/completions, /v1/embeddings,
-// /v1/responses and /v1/moderations, GET /v1/models, /v1/models/{model} and /healthz. Every route is served with and
+// /v1/responses, /v1/moderations, /v1/images/generations and /v1/images/edits, GET
+// /v1/models, /v1/models/{model} and /healthz. Every route is served with and
 // without the /v1 prefix, under /openai/v1/, and under /openai/deployments/{deployment}/
 // for Azure-style clients, where the deployment is the model when the body names none.
 // Credentials and query parameters such as api-version are ignored. Other paths answer
@@ -61,6 +62,23 @@
 // FlagThreshold, and a result when any category is. category_applied_input_types lists
 // "text" when the input has text, and "image" when it has an image and the category is
 // one OpenAI scores images for. Moderations cost no generation time.
+//
+// # Images
+//
+// /v1/images/generations and /v1/images/edits take JSON bodies, as in a batch: a
+// prompt, n from 1 to 10, and for an edit one to 16 images (images, an array of objects
+// with image_url or file_id, or the older image) and an optional mask. Nothing is
+// fetched: image URLs and file ids only feed the hash. Every image is 8x8 pixels of one
+// colour drawn from the hash of the prompt (and of an edit's images and mask) and its
+// index, whatever size is asked, so answers stay small and the same request gets the
+// same images. It is a PNG, or a JPEG or lossless WebP when output_format asks. It comes
+// as b64_json, or with response_format "url" as a data: URL, since the simulator has no
+// file host to link to. Models named dall-e-* answer as DALL·E does: PNG, url by
+// default, revised_prompt for dall-e-3, and no output_format, quality or usage; other
+// models answer as the GPT image models do, with b64_json by default. Usage counts the
+// prompt's tokens as text_tokens, 85 tokens per input image and mask as image_tokens,
+// and a fixed cost per output image by quality, gpt-image-1's at 1024x1024: 272 for
+// low, 4160 for high or hd, 1056 otherwise. The output tokens set the generation wait.
 //
 // # Timing and faults
 //

@@ -192,6 +192,8 @@ const (
 	embeddingEndpoint
 	responseEndpoint
 	moderationEndpoint
+	imageGenerationEndpoint
+	imageEditEndpoint
 )
 
 // ServeHTTP answers one request. Every answer carries an x-request-id header unique to it.
@@ -212,6 +214,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveCompletion(w, r, h, responseEndpoint, deployment, id[len("req_"):])
 	case "/moderations":
 		s.serveCompletion(w, r, h, moderationEndpoint, deployment, id[len("req_"):])
+	case "/images/generations":
+		s.serveCompletion(w, r, h, imageGenerationEndpoint, deployment, "")
+	case "/images/edits":
+		s.serveCompletion(w, r, h, imageEditEndpoint, deployment, "")
 	case "/models":
 		if allow(w, r, h, http.MethodGet) {
 			writeBody(w, h, http.StatusOK, jsonType, s.modelsBody)
@@ -327,6 +333,8 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, h http.
 		out, tokens, e = s.response(out, body, model, id)
 	case moderationEndpoint:
 		out, tokens, e = s.moderation(out, body, model, id)
+	case imageGenerationEndpoint, imageEditEndpoint:
+		out, tokens, e = s.images(out, body, model, ep == imageEditEndpoint)
 	default:
 		out, tokens, e = s.embedding(out, body, model)
 	}
