@@ -5,8 +5,9 @@
 // # Routes
 //
 // A Server answers POST /v1/chat/completions, /v1/completions, /v1/embeddings,
-// /v1/responses, /v1/moderations, /v1/images/generations and /v1/images/edits, GET
-// /v1/models, /v1/models/{model} and /healthz. Every route is served with and
+// /v1/responses, /v1/moderations, /v1/images/generations, /v1/images/edits and
+// /v1/videos, GET /v1/models, /v1/models/{model} and /healthz: every endpoint a batch
+// may use. Every route is served with and
 // without the /v1 prefix, under /openai/v1/, and under /openai/deployments/{deployment}/
 // for Azure-style clients, where the deployment is the model when the body names none.
 // Credentials and query parameters such as api-version are ignored. Other paths answer
@@ -79,6 +80,15 @@
 // prompt's tokens as text_tokens, 85 tokens per input image and mask as image_tokens,
 // and a fixed cost per output image by quality, gpt-image-1's at 1024x1024: 272 for
 // low, 4160 for high or hd, 1056 otherwise. The output tokens set the generation wait.
+//
+// # Videos
+//
+// A /v1/videos request (a JSON prompt, with optional model, seconds, size and
+// input_reference) is answered with its video job, already completed: the answer waits
+// for the clip, at 1000 tokens per second of it, and completed_at is created_at plus
+// that wait. seconds is "4" unless set to 8, 12, 16 or 20, size "720x1280" unless set
+// to another size Sora renders. The simulator renders nothing, so no content can be
+// downloaded; expires_at is an hour after completed_at.
 //
 // # Timing and faults
 //

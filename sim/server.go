@@ -194,6 +194,7 @@ const (
 	moderationEndpoint
 	imageGenerationEndpoint
 	imageEditEndpoint
+	videoEndpoint
 )
 
 // ServeHTTP answers one request. Every answer carries an x-request-id header unique to it.
@@ -218,6 +219,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveCompletion(w, r, h, imageGenerationEndpoint, deployment, "")
 	case "/images/edits":
 		s.serveCompletion(w, r, h, imageEditEndpoint, deployment, "")
+	case "/videos":
+		s.serveCompletion(w, r, h, videoEndpoint, deployment, id[len("req_"):])
 	case "/models":
 		if allow(w, r, h, http.MethodGet) {
 			writeBody(w, h, http.StatusOK, jsonType, s.modelsBody)
@@ -335,6 +338,8 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, h http.
 		out, tokens, e = s.moderation(out, body, model, id)
 	case imageGenerationEndpoint, imageEditEndpoint:
 		out, tokens, e = s.images(out, body, model, ep == imageEditEndpoint)
+	case videoEndpoint:
+		out, tokens, e = s.video(out, body, model, id)
 	default:
 		out, tokens, e = s.embedding(out, body, model)
 	}
