@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/sluice-batch/sluice"
-	"github.com/sluice-batch/sluice/blob"
 	"github.com/sluice-batch/sluice/engine"
 	"github.com/sluice-batch/sluice/httpapi"
 	"github.com/sluice-batch/sluice/sim"
@@ -34,6 +33,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var (
 		addr        = fs.String("addr", envOr(getenv, "SLUICE_ADDR", "127.0.0.1:8080"), "address to listen on (SLUICE_ADDR)")
 		dataDir     = fs.String("data", envOr(getenv, "SLUICE_DATA", "./sluice-data"), "folder for the database and file contents (SLUICE_DATA)")
+		blobLoc     = fs.String("blob", getenv("SLUICE_BLOB"), "keep file contents and results in azblob://CONTAINER[/PREFIX] (credentials in AZURE_STORAGE_CONNECTION_STRING) or file:///PATH instead of the data folder (SLUICE_BLOB)")
 		configPath  = fs.String("config", getenv("SLUICE_CONFIG"), "YAML config: api keys, projects, deployments, upstreams (SLUICE_CONFIG)")
 		upstreamURL = fs.String("upstream", "", "base URL of one OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
 		depName     = fs.String("deployment", "", "deployment name served by --upstream (what body.model names)")
@@ -143,7 +143,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer store.Close()
-	bucket, err := blob.OpenDir(filepath.Join(*dataDir, "objects"))
+	bucket, err := openBucket(ctx, *blobLoc, *dataDir, getenv, logger)
 	if err != nil {
 		return err
 	}
@@ -167,6 +167,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "sluice %s listening on %s (data in %s)\n", Version, url, *dataDir)
+	if *blobLoc != "" {
+		fmt.Fprintf(stdout, "  files and results in %s\n", *blobLoc)
+	}
 	for _, d := range cfg.domain() {
 		fmt.Fprintf(stdout, "  deployment %s -> %s\n", d.Name, d.Upstreams[0].BaseURL)
 	}
