@@ -6,22 +6,24 @@
 //
 // A Server answers POST /v1/chat/completions, /v1/completions, /v1/embeddings,
 // /v1/responses, /v1/moderations, /v1/images/generations, /v1/images/edits and
-// /v1/videos, GET /v1/models, /v1/models/{model} and /healthz: every endpoint a batch
-// may use. Every route is served with and
-// without the /v1 prefix, under /openai/v1/, and under /openai/deployments/{deployment}/
-// for Azure-style clients, where the deployment is the model when the body names none.
-// Credentials and query parameters such as api-version are ignored. Other paths answer
-// 404, other methods 405, and malformed bodies 400, each with an OpenAI error body whose
-// param and code are null unless set. Every answer carries a unique x-request-id header.
-// Streaming is not supported.
+// /v1/videos (every endpoint a batch may use), and GET /v1/models, /v1/models/{model}
+// and /healthz. Every route is served with and without the /v1 prefix, under
+// /openai/v1/, and under /openai/deployments/{deployment}/ for Azure-style clients,
+// where the deployment is the model when the body names none. Credentials and query
+// parameters such as api-version are ignored. Other paths answer 404, other methods 405,
+// and malformed bodies 400, each with an OpenAI error body whose param and code are null
+// unless set. Every answer carries a unique x-request-id header. Streaming is not
+// supported.
 //
 // # Honest answers
 //
 // The text of a reply is a deterministic function of the prompt: the messages' roles and
-// text for chat and responses, the prompt for completions. It is words drawn from a fixed list by a
-// generator seeded with an FNV-64a hash of the prompt, so the same prompt gets the same
-// reply on any Server and a different prompt almost surely a different one. With n > 1,
-// choice 0 is the reply n = 1 gets and each other choice is drawn on its own.
+// text for chat and responses, the prompt for completions. It is words drawn from a
+// fixed list by a generator seeded with an FNV-64a hash of the prompt, so the same prompt
+// gets the same reply on any Server and a different prompt almost surely a different
+// one. With n > 1, choice 0 is the reply n = 1 gets and each other choice is drawn on its
+// own. Moderation scores and images are drawn from such hashes too; no answer depends on
+// Options.Seed, which drives only the faults.
 //
 // Usage is counted with CountTokens. A chat prompt costs CountTokens of each message's
 // text plus 3 tokens per message; a completions prompt or an embeddings input costs
@@ -92,9 +94,11 @@
 //
 // # Timing and faults
 //
-// An inference request (a POST to any route but models and healthz) first takes a slot under Options.MaxConcurrency (else 429), then
-// draws its faults (see Options), then waits Options.Latency plus its completion tokens
-// divided by Options.TokensPerSecond before it answers; a request whose context ends
+// An inference request (a POST to any route but models and healthz) first takes a slot
+// under Options.MaxConcurrency (else 429), then draws its faults (see Options), then
+// waits Options.Latency plus its generated tokens divided by Options.TokensPerSecond
+// before it answers: completion or output tokens for text, the fixed costs above for
+// images and videos, none for embeddings and moderations. A request whose context ends
 // while waiting gets no answer. Fault draws come from a PCG seeded with Options.Seed and
 // the request's arrival number, so they take no lock and a run can be replayed. Stats
 // counts what happened.
