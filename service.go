@@ -29,6 +29,15 @@ type Service interface {
 	// KindConflict when the batch already ended.
 	CancelBatch(ctx context.Context, id string) (*Batch, error)
 
+	// BatchResults opens a batch's output lines (succeeded) or error lines from byte
+	// offset, as many as are committed now, whether the batch runs or has ended, and
+	// returns the offset after them: the cursor to read on from.
+	BatchResults(ctx context.Context, id string, succeeded bool, offset int64) (io.ReadCloser, int64, error)
+	// RetryBatch creates a batch of the lines of an ended batch that did not succeed
+	// (which says which: failed, unfinished, or "" for both). Returns KindConflict
+	// while the batch runs.
+	RetryBatch(ctx context.Context, id string, which RetryLines) (*Batch, *Admission, error)
+
 	// CreateUpload starts an upload in parts (the Uploads API). Returns KindInvalid
 	// with Param set for a bad parameter.
 	CreateUpload(ctx context.Context, c UploadCreate) (*Upload, error)
@@ -43,6 +52,14 @@ type Service interface {
 	// CancelUpload cancels a pending upload and deletes its parts.
 	CancelUpload(ctx context.Context, uploadID string) (*Upload, error)
 }
+
+// RetryLines says which lines of an ended batch a retry takes.
+type RetryLines string
+
+const (
+	RetryFailed     RetryLines = "failed"     // those in its error file
+	RetryUnfinished RetryLines = "unfinished" // those with no result (cancelled or expired)
+)
 
 // UploadCreate holds the parameters of an upload create call.
 type UploadCreate struct {

@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"math"
+	"time"
+
 	"github.com/sluice-batch/sluice"
 )
 
@@ -52,6 +55,11 @@ type batchJSON struct {
 	// tokens it holds of its deployment's enqueued-token quota.
 	Cost           *costJSON `json:"cost"`
 	EnqueuedTokens int64     `json:"enqueued_tokens"`
+	// Sluice's own: while the batch runs, its lines per second since it started and
+	// when it should end at that pace (unix seconds); null otherwise or before any
+	// line has finished.
+	LinesPerSecond *float64 `json:"lines_per_second"`
+	ETA            *int64   `json:"eta"`
 }
 
 // usageJSON is OpenAI's usage of a batch, and how many lines Sluice counted itself.
@@ -110,6 +118,7 @@ func (s *Server) encodeBatch(b *sluice.Batch) batchJSON {
 	if !b.Status.Terminal() {
 		out.EnqueuedTokens = b.InputTokens
 	}
+	out.LinesPerSecond, out.ETA = pace(b, time.Now())
 	if d, ok := s.deployments[b.Deployment]; ok && (d.Price.Input > 0 || d.Price.Output > 0) {
 		out.Cost = &costJSON{Currency: d.Price.Currency, Amount: d.Price.Cost(b.Usage), Discount: d.Price.BatchDiscount}
 	}
@@ -156,4 +165,22 @@ func newList[T any](data []T, id func(T) string, more bool) listJSON[T] {
 		l.FirstID, l.LastID = nullable(id(data[0])), nullable(id(data[len(data)-1]))
 	}
 	return l
+}
+
+// pace returns a running batch's finished lines per second since it went in progress,
+// and when it would end at that pace.
+func pace(b *sluice.Batch, now time.Time) (*float64, *int64) {
+	c := b.RequestCounts
+	done := c.Completed + c.Failed
+	if b.Status != sluice.StatusInProgress || b.InProgressAt == nil || done == 0 {
+		return nil, nil
+	}
+	secs := now.Sub(*b.InProgressAt).Seconds()
+	if secs < 1 {
+		secs = 1 // in_progress_at has whole seconds
+	}
+	rate := float64(done) / secs
+	eta := now.Add(time.Duration(float64(c.Total-done) / rate * float64(time.Second))).Unix()
+	rate = math.Round(rate*100) / 100
+	return &rate, &eta
 }

@@ -26,6 +26,8 @@ func (s *Server) routes() http.Handler {
 		api.Handle("GET "+prefix+"/batches", s.handle(s.handleBatchList))
 		api.Handle("GET "+prefix+"/batches/{batch_id}", s.handle(s.handleBatchGet))
 		api.Handle("POST "+prefix+"/batches/{batch_id}/cancel", s.handle(s.handleBatchCancel))
+		api.Handle("GET "+prefix+"/batches/{batch_id}/results", s.handle(s.handleBatchResults))
+		api.Handle("POST "+prefix+"/batches/{batch_id}/retry", s.idempotent(s.handle(s.handleBatchRetry)))
 
 		api.Handle("POST "+prefix+"/uploads", s.idempotent(s.handle(s.handleUploadCreate)))
 		api.Handle("POST "+prefix+"/uploads/{upload_id}/parts", s.handle(s.handleUploadPart))
