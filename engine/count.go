@@ -43,7 +43,7 @@ type sharedChunk struct {
 // lineCount is what counting found in one line.
 type lineCount struct {
 	tokens int32
-	images bool                // the prompt holds an image
+	images bool               // the prompt holds an image
 	bad    *tokens.FieldError // the body lacks a required field or has one of the wrong type
 }
 

@@ -241,7 +241,6 @@ type partsReader struct {
 	want   []byte
 }
 
-
 func (r *partsReader) Read(p []byte) (int, error) {
 	for {
 		if r.cur == nil {
@@ -276,4 +275,3 @@ func (r *partsReader) close() {
 		r.cur.Close()
 	}
 }
-

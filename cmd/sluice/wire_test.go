@@ -86,6 +86,7 @@ var (
 // reported as unknown; their values are Sluice's own.
 var sluiceExtensions = map[string]bool{
 	"Batch.usage": true, "Batch.model": true, "Batch.cost": true, "Batch.enqueued_tokens": true,
+	"Batch.lines_per_second": true, "Batch.eta": true,
 	"BatchUsage.estimated_lines": true,
 }
 
