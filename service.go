@@ -15,6 +15,9 @@ type Service interface {
 	// DeleteFile removes a file and its bytes. Returns KindNotFound, or KindConflict
 	// while a running batch reads it.
 	DeleteFile(ctx context.Context, id string) error
+	// ImportFile creates a file from the bytes of a blob (Azure's Files_Import), stored
+	// and scanned as an upload is.
+	ImportFile(ctx context.Context, url, filename string) (*File, error)
 	// FileContent opens the bytes of a file. Returns KindNotFound.
 	FileContent(ctx context.Context, id string) (*File, io.ReadCloser, error)
 	// CreateBatch admits a batch; it starts in StatusValidating. Returns KindInvalid
@@ -89,6 +92,11 @@ type BatchCreate struct {
 	// Deployment, when set, is the deployment the create was addressed to: the input's
 	// lines must name it.
 	Deployment string
+	// InputBlob, OutputFolder and OutputDelimiter make a blob-mode batch (Azure
+	// OpenAI): its input is read from the blob, its results written to the folder.
+	InputBlob       string
+	OutputFolder    string
+	OutputDelimiter string
 	// WindowPolicy is the policy for a deployment that sets none: the route family's
 	// (expire on the OpenAI routes, continue on Azure's). "" means continue.
 	WindowPolicy WindowPolicy

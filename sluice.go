@@ -56,6 +56,12 @@ type File struct {
 
 	// Scan is what the upload scan learned of an input file; nil for output files.
 	Scan *FileScan
+
+	// Source, when set, is the URL of the blob that holds the file's bytes (the input
+	// of a blob-mode batch): they are read from there, if the blob's ETag is still
+	// SourceETag, and are not in the bucket. Such files are not listed.
+	Source     string
+	SourceETag string
 }
 
 // FileScan is what one streaming pass over an uploaded input file records, so that a
@@ -153,6 +159,13 @@ type Batch struct {
 
 	// OutputExpiresAfter is the lifetime of the result files in seconds; 0 means none.
 	OutputExpiresAfter int64
+	// Blob mode (Azure OpenAI): the input is the blob InputBlob, and the results go to
+	// OutputFolder: OutputBlob and ErrorBlob, set when the batch ends.
+	InputBlob       string
+	OutputFolder    string
+	OutputDelimiter string
+	OutputBlob      string
+	ErrorBlob       string
 	// WindowPolicy is what happens when the completion window ends with lines left:
 	// WindowExpire ends the batch as expired; WindowContinue (or "") runs on.
 	WindowPolicy WindowPolicy

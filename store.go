@@ -149,6 +149,9 @@ type IdempotentRecord struct {
 
 // FileFilter selects files. Zero fields select everything.
 type FileFilter struct {
+	// Sources includes the files whose bytes are in a blob (File.Source); they are
+	// left out otherwise.
+	Sources bool
 	Purpose Purpose
 	Status  FileStatus
 	// ExpiredBy selects files whose expires_at is at or before this time.
@@ -192,6 +195,8 @@ type BatchUpdate struct {
 	Deployment   *string
 	OutputFileID *string
 	ErrorFileID  *string
+	OutputBlob   *string
+	ErrorBlob    *string
 	Errors       []BatchError // set when not nil
 	Total        *int
 

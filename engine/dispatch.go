@@ -34,6 +34,7 @@ type run struct {
 	id        string
 	fileKey   string
 	indexKey  string
+	src       *sluice.File // the input, when its bytes are in a blob (blob mode)
 	path      string // upstream path, e.g. "/chat/completions"
 	endpoint  string // the endpoint in normal form, e.g. "/v1/chat/completions"
 	dep       *deployment
@@ -78,7 +79,18 @@ func (e *Engine) activate(ctx context.Context, b *sluice.Batch) {
 			}
 			return
 		}
+		var src *sluice.File
+		if b.InputBlob != "" {
+			f, err := e.store.FindFileByID(ctx, b.InputFileID)
+			if err != nil {
+				e.mu.Unlock()
+				e.log.ErrorContext(ctx, "input of a blob-mode batch", "batch_id", b.ID, "err", err)
+				return
+			}
+			src = f
+		}
 		r = &run{
+			src:      src,
 			id:       b.ID,
 			fileKey:  sluice.FileKey(b.InputFileID),
 			indexKey: sluice.IndexKey(b.InputFileID),
@@ -217,6 +229,9 @@ func (e *Engine) claimAndQueue(ctx context.Context, d *deployment, r *run) (int,
 	jobs, err := e.readLines(ctx, r, reqs)
 	if err != nil {
 		e.commit.releaseAll(r, reqs)
+		if code := inputFailure(err); code != "" {
+			e.failInput(ctx, r.id, code, err)
+		}
 		return 0, err
 	}
 	for i, j := range jobs {
@@ -285,7 +300,13 @@ func (e *Engine) readLines(ctx context.Context, r *run, reqs []line) ([]job, err
 		}
 		first, last := reqs[start], reqs[end-1]
 		size := last.Offset + int64(last.Length) - first.Offset
-		rc, err := e.bucket.GetRange(ctx, r.fileKey, first.Offset, size)
+		var rc io.ReadCloser
+		var err error
+		if r.src != nil {
+			rc, err = e.readSource(ctx, r.src, first.Offset, size)
+		} else {
+			rc, err = e.bucket.GetRange(ctx, r.fileKey, first.Offset, size)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read lines of %s: %w", r.id, err)
 		}

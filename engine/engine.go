@@ -55,6 +55,9 @@ type Options struct {
 	MaxFileBytes int64
 	// MaxRequests caps the request lines of a file; default sluice.MaxRequests (100,000).
 	MaxRequests int
+	// Blobs reads the inputs of blob-mode batches and writes their results; nil: blob
+	// mode is off, and a create with input_blob is refused.
+	Blobs sluice.Blobs
 	// WaitFunc waits d before a retry, or until ctx ends; default a timer. Tests inject
 	// it to see the waits asked for without spending them.
 	WaitFunc func(ctx context.Context, d time.Duration) error

@@ -62,12 +62,25 @@ func (e *Engine) finalize(ctx context.Context, b *sluice.Batch, final sluice.Sta
 			Filename: b.ID + "_" + part.name + ".jsonl", Status: sluice.FileStatusProcessed,
 		})
 	}
+	if final == sluice.StatusCancelled && len(b.Errors) > 0 {
+		// Stopped because its input could no longer be read (failInput): it failed.
+		final = sluice.StatusFailed
+	}
 	upd := sluice.BatchUpdate{IfStatus: []sluice.Status{from}, Status: &final}
+	if b.OutputFolder != "" && e.opts.Blobs != nil {
+		out, errs, err := e.writeResultBlobs(ctx, b, files)
+		if err != nil {
+			return fmt.Errorf("write the results of %s to %s: %w", b.ID, b.OutputFolder, err)
+		}
+		upd.OutputBlob, upd.ErrorBlob = &out, &errs
+	}
 	switch final {
 	case sluice.StatusCompleted:
 		upd.CompletedAt = &now
 	case sluice.StatusCancelled:
 		upd.CancelledAt = &now
+	case sluice.StatusFailed:
+		upd.FailedAt = &now
 	} // an expired batch's expired_at is when its window ended, set by markExpired
 	b, err = e.store.FinishBatch(ctx, b.ID, files, upd)
 	if err != nil {

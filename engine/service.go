@@ -33,6 +33,12 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 	if err := e.store.CreateFile(ctx, f); err != nil {
 		return nil, err
 	}
+	return e.ingest(ctx, f, up.Body, e.opts.MaxFileBytes)
+}
+
+// ingest stores (unless the file's bytes are in a blob: f.Source) and scans the bytes
+// of the pending file f, at most limit of them, and marks it processed with its scan.
+func (e *Engine) ingest(ctx context.Context, f *sluice.File, body io.Reader, limit int64) (*sluice.File, error) {
 	// The bytes are stored once Put returns: from there on, finish the row even if the
 	// client has gone away, or it would stay pending until the next start.
 	bg := context.WithoutCancel(ctx)
@@ -58,15 +64,26 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 		}
 		return index.add(en)
 	}})
-	limited := &limitReader{r: up.Body, n: e.opts.MaxFileBytes}
+	limited := &limitReader{r: body, n: limit}
 	tee := newScanTee(limited, scan, count)
-	n, err := e.bucket.Put(ctx, sluice.FileKey(f.ID), tee)
+	var (
+		n   int64
+		err error
+	)
+	if f.Source == "" {
+		n, err = e.bucket.Put(ctx, sluice.FileKey(f.ID), tee)
+	} else {
+		n, err = io.CopyBuffer(io.Discard, tee, make([]byte, 1<<20))
+	}
 	sum, scanErr := tee.finish()
 	if err != nil {
 		index.abort()
 		_ = e.store.DeleteFile(bg, f.ID)
 		if limited.over {
-			return nil, sluice.Errorf(sluice.KindTooLarge, "The file is larger than the %d byte limit for batch input files.", e.opts.MaxFileBytes).WithParam("file")
+			return nil, sluice.Errorf(sluice.KindTooLarge, "The file is larger than the %d byte limit for batch input files.", limit).WithParam("file")
+		}
+		if sluice.ErrorKind(err) != sluice.KindInternal {
+			return nil, err
 		}
 		return nil, fmt.Errorf("store upload %s: %w", f.ID, err)
 	}
@@ -151,6 +168,13 @@ func (e *Engine) FileContent(ctx context.Context, id string) (*sluice.File, io.R
 	case sluice.FileStatusError:
 		return nil, nil, sluice.Errorf(sluice.KindInvalid, "The file %s has no content: %s", id, f.StatusDetails).WithParam("file_id")
 	}
+	if f.Source != "" {
+		rc, err := e.readSource(ctx, f, 0, f.Bytes)
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, rc, nil
+	}
 	rc, err := e.bucket.Get(ctx, sluice.FileKey(id))
 	if err != nil {
 		return nil, nil, err
@@ -162,7 +186,12 @@ func (e *Engine) FileContent(ctx context.Context, id string) (*sluice.File, io.R
 // against its deployment's quota in the same step as it is created; one whose input is
 // not is created holding no tokens, and validation fails it with the problems.
 func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice.Batch, *sluice.Admission, error) {
-	if c.InputFileID == "" {
+	if c.InputBlob != "" || c.OutputFolder != "" {
+		if err := e.checkBlobMode(c); err != nil {
+			return nil, nil, err
+		}
+	}
+	if c.InputFileID == "" && c.InputBlob == "" {
 		return nil, nil, sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'input_file_id'.").WithParam("input_file_id")
 	}
 	if jsonl.NormalizeEndpoint(c.Endpoint) == "" {
@@ -182,6 +211,25 @@ func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 		return nil, nil, sluice.Errorf(sluice.KindInvalid, "'output_expires_after.seconds' must be from %d (1 hour) to %d (30 days).",
 			sluice.MinFileExpiryOpenAI, sluice.MaxFileExpiry).WithParam("output_expires_after.seconds")
 	}
+	if c.InputBlob != "" {
+		// Blob mode: the input is scanned now, from the blob, into a file that is not
+		// listed; the batch reads its lines from the blob.
+		src, err := e.ingestBlob(ctx, c.InputBlob)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.InputFileID = src.ID
+		b, a, err := e.createBatch(ctx, c)
+		if err != nil || b == nil {
+			_ = e.DeleteFile(context.WithoutCancel(ctx), src.ID)
+		}
+		return b, a, err
+	}
+	return e.createBatch(ctx, c)
+}
+
+// createBatch is CreateBatch once its parameters are checked.
+func (e *Engine) createBatch(ctx context.Context, c sluice.BatchCreate) (*sluice.Batch, *sluice.Admission, error) {
 	f, err := e.store.FindFileByID(ctx, c.InputFileID)
 	if sluice.ErrorKind(err) == sluice.KindNotFound {
 		return nil, nil, sluice.Errorf(sluice.KindInvalid, "No such File object: %s.", c.InputFileID).WithParam("input_file_id").WithErr(err)
@@ -205,6 +253,9 @@ func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 		Status:             sluice.StatusValidating,
 		Metadata:           c.Metadata,
 		OutputExpiresAfter: c.OutputExpiresAfter,
+		InputBlob:          c.InputBlob,
+		OutputFolder:       c.OutputFolder,
+		OutputDelimiter:    c.OutputDelimiter,
 		CreatedAt:          now,
 		ExpiresAt:          sluice.Ptr(now.Add(24 * time.Hour)),
 	}

@@ -29,6 +29,12 @@ type batchCreateJSON struct {
 	// output_expires_after; the Azure routes take it there too.
 	Anchor string `json:"anchor"`
 	DryRun bool   `json:"dry_run"`
+	// Blob mode (Azure OpenAI): the input blob's URL and the folder for the results.
+	InputBlob    string `json:"input_blob"`
+	OutputFolder *struct {
+		URL       string `json:"url"`
+		Delimiter string `json:"delimiter"`
+	} `json:"output_folder"`
 }
 
 func (s *Server) handleBatchCreate(w http.ResponseWriter, r *http.Request) error {
@@ -39,6 +45,13 @@ func (s *Server) handleBatchCreate(w http.ResponseWriter, r *http.Request) error
 	c := sluice.BatchCreate{
 		InputFileID: in.InputFileID, Endpoint: in.Endpoint, CompletionWindow: in.CompletionWindow, Metadata: in.Metadata,
 		DryRun: in.DryRun, Deployment: r.PathValue("deployment"), WindowPolicy: sluice.WindowContinue,
+		InputBlob: in.InputBlob,
+	}
+	if in.OutputFolder != nil {
+		c.OutputFolder, c.OutputDelimiter = in.OutputFolder.URL, in.OutputFolder.Delimiter
+		if c.OutputFolder == "" {
+			return sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'output_folder.url'.").WithParam("output_folder.url")
+		}
 	}
 	if family(r) == familyOpenAI {
 		c.WindowPolicy = sluice.WindowExpire

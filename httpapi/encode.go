@@ -60,6 +60,11 @@ type batchJSON struct {
 	// line has finished.
 	LinesPerSecond *float64 `json:"lines_per_second"`
 	ETA            *int64   `json:"eta"`
+	// Blob mode, as Azure OpenAI shows it: the input blob and the result blobs, ""
+	// until the batch has ended; present on blob-mode batches only.
+	InputBlob  *string `json:"input_blob,omitempty"`
+	OutputBlob *string `json:"output_blob,omitempty"`
+	ErrorBlob  *string `json:"error_blob,omitempty"`
 }
 
 // usageJSON is OpenAI's usage of a batch, and how many lines Sluice counted itself.
@@ -119,6 +124,10 @@ func (s *Server) encodeBatch(b *sluice.Batch) batchJSON {
 		out.EnqueuedTokens = b.InputTokens
 	}
 	out.LinesPerSecond, out.ETA = pace(b, time.Now())
+	if b.InputBlob != "" {
+		out.InputBlob, out.OutputBlob, out.ErrorBlob = &b.InputBlob, &b.OutputBlob, &b.ErrorBlob
+		out.InputFileID = nil // an internal file: the batch reads the blob
+	}
 	if d, ok := s.deployments[b.Deployment]; ok && (d.Price.Input > 0 || d.Price.Output > 0) {
 		out.Cost = &costJSON{Currency: d.Price.Currency, Amount: d.Price.Cost(b.Usage), Discount: d.Price.BatchDiscount}
 	}

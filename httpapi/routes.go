@@ -15,6 +15,8 @@ func (s *Server) routes() http.Handler {
 	api := http.NewServeMux()
 	// The Azure clients built for one deployment send a batch create to the deployment.
 	api.Handle("POST /openai/deployments/{deployment}/batches", s.idempotent(s.handle(s.handleBatchCreate)))
+	// Azure's Files_Import: a file from a blob of a configured storage account.
+	api.Handle("POST /openai/files/import", s.idempotent(s.handle(s.handleFileImport)))
 	for _, prefix := range []string{"/v1", "/openai", "/openai/v1"} {
 		api.Handle("POST "+prefix+"/files", s.idempotent(s.handle(s.handleFileUpload)))
 		api.Handle("GET "+prefix+"/files", s.handle(s.handleFileList))

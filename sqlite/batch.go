@@ -17,7 +17,7 @@ const batchColumns = `id, endpoint, input_file_id, completion_window, status, de
 	usage_input, usage_cached, usage_output, usage_reasoning, usage_estimated, output_file_id,
 	error_file_id, errors, metadata, total, completed, failed, output_expires_after, created_at,
 	in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at,
-	window_policy`
+	window_policy, input_blob, output_folder, output_delimiter, output_blob, error_blob`
 
 // notTerminal is the SQL list of the states whose batches hold quota.
 const notTerminal = `('validating', 'in_progress', 'finalizing', 'cancelling')`
@@ -37,7 +37,8 @@ func scanBatch(row scanner) (*sluice.Batch, error) {
 		&b.Model, &b.InputTokens, &u.InputTokens, &u.CachedTokens, &u.OutputTokens, &u.ReasoningTokens,
 		&u.EstimatedLines, &b.OutputFileID, &b.ErrorFileID, &errs, &meta, &b.RequestCounts.Total, &b.RequestCounts.Completed,
 		&b.RequestCounts.Failed, &b.OutputExpiresAfter, &created, &inProgress, &expires, &finalizing, &done,
-		&failed, &expired, &cancelling, &cancel, &b.WindowPolicy)
+		&failed, &expired, &cancelling, &cancel, &b.WindowPolicy, &b.InputBlob, &b.OutputFolder, &b.OutputDelimiter,
+		&b.OutputBlob, &b.ErrorBlob)
 	if err != nil {
 		return nil, err
 	}
@@ -91,13 +92,14 @@ func (s *Store) AdmitBatch(ctx context.Context, b *sluice.Batch, limit int64) (i
 	}
 	u := &b.Usage
 	_, err = tx.ExecContext(ctx, `INSERT INTO batches (`+batchColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		b.ID, b.Endpoint, b.InputFileID, b.CompletionWindow, b.Status, b.Deployment, b.Model, b.InputTokens,
 		u.InputTokens, u.CachedTokens, u.OutputTokens, u.ReasoningTokens, u.EstimatedLines, b.OutputFileID,
 		b.ErrorFileID, errs, meta, b.RequestCounts.Total, b.RequestCounts.Completed, b.RequestCounts.Failed,
 		b.OutputExpiresAfter, unix(b.CreatedAt), unixPtr(b.InProgressAt), unixPtr(b.ExpiresAt),
 		unixPtr(b.FinalizingAt), unixPtr(b.CompletedAt), unixPtr(b.FailedAt), unixPtr(b.ExpiredAt),
-		unixPtr(b.CancellingAt), unixPtr(b.CancelledAt), b.WindowPolicy)
+		unixPtr(b.CancellingAt), unixPtr(b.CancelledAt), b.WindowPolicy, b.InputBlob, b.OutputFolder, b.OutputDelimiter,
+		b.OutputBlob, b.ErrorBlob)
 	if err != nil {
 		return held, false, interpret(err, "Batch", b.ID)
 	}
@@ -222,6 +224,12 @@ func updateBatch(ctx context.Context, tx *sql.Tx, id string, upd sluice.BatchUpd
 	if upd.ErrorFileID != nil {
 		add("error_file_id", *upd.ErrorFileID)
 	}
+	if upd.OutputBlob != nil {
+		add("output_blob", *upd.OutputBlob)
+	}
+	if upd.ErrorBlob != nil {
+		add("error_blob", *upd.ErrorBlob)
+	}
 	if upd.Errors != nil {
 		b, err := json.Marshal(upd.Errors)
 		if err != nil {
@@ -298,7 +306,7 @@ func (s *Store) FinishBatch(ctx context.Context, id string, files []*sluice.File
 	}
 	defer tx.Rollback()
 	for _, f := range files {
-		_, err := tx.ExecContext(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '', '')`,
 			f.ID, f.Bytes, unix(f.CreatedAt), unixPtr(f.ExpiresAt), f.Filename, f.Purpose, f.Status, f.StatusDetails)
 		if err != nil {
 			return nil, interpret(err, "File", f.ID)

@@ -10,7 +10,9 @@ CREATE TABLE IF NOT EXISTS files (
 	purpose        TEXT NOT NULL,
 	status         TEXT NOT NULL,
 	status_details TEXT NOT NULL DEFAULT '',
-	scan           TEXT
+	scan           TEXT,
+	source_url     TEXT NOT NULL DEFAULT '',
+	source_etag    TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS files_purpose ON files (purpose, seq);
 CREATE INDEX IF NOT EXISTS files_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
@@ -39,6 +41,11 @@ CREATE TABLE IF NOT EXISTS batches (
 	failed               INTEGER NOT NULL DEFAULT 0,
 	output_expires_after INTEGER NOT NULL DEFAULT 0,
 	window_policy        TEXT NOT NULL DEFAULT '',
+	input_blob           TEXT NOT NULL DEFAULT '',
+	output_folder        TEXT NOT NULL DEFAULT '',
+	output_delimiter     TEXT NOT NULL DEFAULT '',
+	output_blob          TEXT NOT NULL DEFAULT '',
+	error_blob           TEXT NOT NULL DEFAULT '',
 	created_at           INTEGER NOT NULL,
 	in_progress_at       INTEGER,
 	expires_at           INTEGER,

@@ -116,7 +116,8 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 // every result's bytes.
 // Version 2 lacks the batches' token columns, which version 3 added.
 // Version 3 lacks the uploads tables (CREATE TABLE IF NOT EXISTS adds them) and the
-// batches' window_policy, which version 4 added.
+// batches' window_policy and blob-mode columns and the files' source, which version 4
+// added.
 const schemaVersion = 4
 
 // migrate brings the database to the current schema.
@@ -145,13 +146,26 @@ func migrate(ctx context.Context, w *sql.DB) error {
 	if err := addColumns(ctx, w, "batches", tokenColumns); err != nil {
 		return err
 	}
-	if err := addColumns(ctx, w, "batches", [][2]string{{"window_policy", "TEXT NOT NULL DEFAULT ''"}}); err != nil {
+	if err := addColumns(ctx, w, "batches", v4BatchColumns); err != nil {
+		return err
+	}
+	if err := addColumns(ctx, w, "files", [][2]string{{"source_url", "TEXT NOT NULL DEFAULT ''"}, {"source_etag", "TEXT NOT NULL DEFAULT ''"}}); err != nil {
 		return err
 	}
 	if _, err := w.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
 		return fmt.Errorf("migrate sqlite: %w", err)
 	}
 	return nil
+}
+
+// v4BatchColumns are the batches' columns that schema version 4 added.
+var v4BatchColumns = [][2]string{
+	{"window_policy", "TEXT NOT NULL DEFAULT ''"},
+	{"input_blob", "TEXT NOT NULL DEFAULT ''"},
+	{"output_folder", "TEXT NOT NULL DEFAULT ''"},
+	{"output_delimiter", "TEXT NOT NULL DEFAULT ''"},
+	{"output_blob", "TEXT NOT NULL DEFAULT ''"},
+	{"error_blob", "TEXT NOT NULL DEFAULT ''"},
 }
 
 // tokenColumns are the batches' columns that schema version 3 added, with their types.
@@ -272,7 +286,7 @@ func jsonOrNull(v any, empty bool) (any, error) {
 
 // --- files ---
 
-const fileColumns = `id, bytes, created_at, expires_at, filename, purpose, status, status_details, scan`
+const fileColumns = `id, bytes, created_at, expires_at, filename, purpose, status, status_details, scan, source_url, source_etag`
 
 type scanner interface{ Scan(...any) error }
 
@@ -283,7 +297,7 @@ func scanFile(row scanner) (*sluice.File, error) {
 		expires sql.NullInt64
 		scan    sql.NullString
 	)
-	if err := row.Scan(&f.ID, &f.Bytes, &created, &expires, &f.Filename, &f.Purpose, &f.Status, &f.StatusDetails, &scan); err != nil {
+	if err := row.Scan(&f.ID, &f.Bytes, &created, &expires, &f.Filename, &f.Purpose, &f.Status, &f.StatusDetails, &scan, &f.Source, &f.SourceETag); err != nil {
 		return nil, err
 	}
 	f.CreatedAt = time.Unix(created, 0).UTC()
@@ -303,8 +317,8 @@ func (s *Store) CreateFile(ctx context.Context, f *sluice.File) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		f.ID, f.Bytes, unix(f.CreatedAt), unixPtr(f.ExpiresAt), f.Filename, f.Purpose, f.Status, f.StatusDetails, scan)
+	_, err = s.w.ExecContext(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		f.ID, f.Bytes, unix(f.CreatedAt), unixPtr(f.ExpiresAt), f.Filename, f.Purpose, f.Status, f.StatusDetails, scan, f.Source, f.SourceETag)
 	return interpret(err, "File", f.ID)
 }
 
@@ -353,6 +367,9 @@ func (s *Store) CountFiles(ctx context.Context, filter sluice.FileFilter) (int, 
 
 // fileWhere returns the conditions of filter that select rows, not pages.
 func fileWhere(filter sluice.FileFilter) (where []string, args []any) {
+	if !filter.Sources {
+		where = append(where, "source_url = ''")
+	}
 	if filter.Expiring != nil {
 		if *filter.Expiring {
 			where = append(where, "expires_at IS NOT NULL")

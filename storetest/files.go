@@ -46,6 +46,40 @@ func runFiles(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		}
 	})
 
+	// A file whose bytes are in a blob round-trips with its source, and is listed and
+	// counted only when asked for.
+	t.Run("CreateFile/Source", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t)
+		src := newFile("file-blob", 1000)
+		src.Source, src.SourceETag = "https://acct.blob.core.windows.net/in/a.jsonl", "0x8DC0FFEE"
+		MustCreateFile(t, s, src)
+		MustCreateFile(t, s, newFile("file-plain", 1001))
+		if diff := cmp.Diff(src, MustFindFileByID(t, s, "file-blob")); diff != "" {
+			t.Errorf("file mismatch (-want +got):\n%s", diff)
+		}
+		ids := func(filter sluice.FileFilter) []string {
+			files, _, err := s.FindFiles(t.Context(), filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, f := range files {
+				out = append(out, f.ID)
+			}
+			return out
+		}
+		if got := ids(sluice.FileFilter{}); !cmp.Equal(got, []string{"file-plain"}) {
+			t.Errorf("listed by default: %v, want file-plain alone", got)
+		}
+		if got := ids(sluice.FileFilter{Sources: true}); !cmp.Equal(got, []string{"file-plain", "file-blob"}) {
+			t.Errorf("listed with sources: %v", got)
+		}
+		if n, err := s.CountFiles(t.Context(), sluice.FileFilter{}); err != nil || n != 1 {
+			t.Errorf("counted by default: %d, %v; want 1", n, err)
+		}
+	})
+
 	t.Run("CreateFile/ErrConflict", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t)
