@@ -35,8 +35,8 @@ type run struct {
 	fileKey   string
 	indexKey  string
 	src       *sluice.File // the input, when its bytes are in a blob (blob mode)
-	path      string // upstream path, e.g. "/chat/completions"
-	endpoint  string // the endpoint in normal form, e.g. "/v1/chat/completions"
+	path      string       // upstream path, e.g. "/chat/completions"
+	endpoint  string       // the endpoint in normal form, e.g. "/v1/chat/completions"
 	dep       *deployment
 	ctx       context.Context // ends when the batch is cancelled (after the grace) or the engine stops hard
 	cancel    context.CancelFunc
