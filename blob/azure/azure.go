@@ -147,6 +147,18 @@ var _ sluice.Bucket = (*Bucket)(nil)
 
 // Open returns the Bucket of cfg, creating its container if it is missing.
 func Open(ctx context.Context, cfg Config, opts *Options) (*Bucket, error) {
+	b, err := newBucket(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.ensureContainer(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// newBucket returns the Bucket of cfg without looking at its container.
+func newBucket(cfg Config, opts *Options) (*Bucket, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -198,9 +210,6 @@ func Open(ctx context.Context, cfg Config, opts *Options) (*Bucket, error) {
 		b.canSign = true
 	} else if u, perr := url.Parse(b.cont.URL()); perr == nil && u.Query().Has("sig") {
 		b.hasSAS = true
-	}
-	if err := b.ensureContainer(ctx); err != nil {
-		return nil, err
 	}
 	return b, nil
 }

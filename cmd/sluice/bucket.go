@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
 	"github.com/sluice-batch/sluice"
 	"github.com/sluice-batch/sluice/blob"
 	"github.com/sluice-batch/sluice/blob/azure"
@@ -64,4 +66,26 @@ func azureConfig(loc string, getenv func(string) string) (azure.Config, error) {
 		return azure.Config{}, fmt.Errorf("--blob %s: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN", loc)
 	}
 	return cfg, nil
+}
+
+// openBlobs returns the storage accounts blob-mode batches may use, nil when none are
+// configured.
+func openBlobs(accounts []StorageAccountConfig, logger *slog.Logger) (sluice.Blobs, error) {
+	if len(accounts) == 0 {
+		return nil, nil
+	}
+	var list []azure.AccountConfig
+	for _, a := range accounts {
+		ac := azure.AccountConfig{Name: a.Name, BlobEndpoint: a.BlobEndpoint, ConnectionString: a.ConnectionString,
+			AccountKey: a.AccountKey, SAS: a.SAS}
+		if a.ManagedIdentity {
+			cred, err := azidentity.NewDefaultAzureCredential(nil)
+			if err != nil {
+				return nil, fmt.Errorf("storage account %s: managed identity: %w", a.Name, err)
+			}
+			ac.Credential = cred
+		}
+		list = append(list, ac)
+	}
+	return azure.NewAccounts(list, &azure.Options{Logger: logger})
 }

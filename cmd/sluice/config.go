@@ -22,6 +22,24 @@ type Config struct {
 	Projects    []ProjectConfig    `yaml:"projects"`
 	Deployments []DeploymentConfig `yaml:"deployments"`
 	Engine      EngineConfig       `yaml:"engine"`
+	// StorageAccounts are the Azure Storage accounts blob-mode batches and file imports
+	// may read from and write to; a blob URL on any other account is refused.
+	StorageAccounts []StorageAccountConfig `yaml:"storage_accounts"`
+}
+
+// StorageAccountConfig is a storage account and its credential: one of
+// connection_string, account_key, sas and managed_identity.
+type StorageAccountConfig struct {
+	Name string `yaml:"name"`
+	// BlobEndpoint is the blob service's URL; default https://NAME.blob.core.windows.net/.
+	// The emulator's is path-style: http://127.0.0.1:10000/NAME.
+	BlobEndpoint     string `yaml:"blob_endpoint"`
+	ConnectionString string `yaml:"connection_string"`
+	AccountKey       string `yaml:"account_key"`
+	SAS              string `yaml:"sas"`
+	// ManagedIdentity authenticates with Microsoft Entra ID through the environment's
+	// credential chain (managed identity, workload identity, the Azure CLI's login).
+	ManagedIdentity bool `yaml:"managed_identity"`
 }
 
 // ProjectConfig is a project and the keys that act for it.
@@ -171,6 +189,24 @@ func LoadConfig(path string) (*Config, error) {
 
 // Validate returns an error naming the first field that is wrong.
 func (c *Config) Validate() error {
+	names := map[string]bool{}
+	for i, a := range c.StorageAccounts {
+		n := 0
+		for _, set := range []bool{a.ConnectionString != "", a.AccountKey != "", a.SAS != "", a.ManagedIdentity} {
+			if set {
+				n++
+			}
+		}
+		switch {
+		case a.Name == "":
+			return fmt.Errorf("storage_accounts[%d].name is required", i)
+		case names[a.Name]:
+			return fmt.Errorf("storage_accounts[%d].name: %s is listed twice", i, a.Name)
+		case n != 1:
+			return fmt.Errorf("storage_accounts[%d] (%s): give exactly one of connection_string, account_key, sas and managed_identity", i, a.Name)
+		}
+		names[a.Name] = true
+	}
 	seen := map[string]bool{}
 	for i, d := range c.Deployments {
 		if d.Name == "" {

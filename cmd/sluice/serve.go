@@ -147,8 +147,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	blobs, err := openBlobs(cfg.StorageAccounts, logger)
+	if err != nil {
+		return err
+	}
 	ec := cfg.Engine
 	eng, err := engine.New(store, bucket, cfg.domain(), &engine.Options{
+		Blobs:  blobs,
 		Logger: logger, MaxAttempts: ec.MaxAttempts, RequestTimeout: ec.RequestTimeout, CancelGrace: max(ec.CancelGrace, *cancelGrace),
 		LeaseDuration: ec.LeaseDuration, BackoffBase: ec.BackoffBase, BackoffMax: ec.BackoffMax, MaxFileBytes: *maxUpload,
 		MaxRequests: *maxRequests,
