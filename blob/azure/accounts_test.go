@@ -13,7 +13,6 @@ import (
 	"github.com/sluice-batch/sluice/blob/azure/azuretest"
 )
 
-
 // Only URLs on a configured account pass; every other address is refused before any
 // request, with the allowed accounts named.
 func TestAccountsRefuseOtherURLs(t *testing.T) {
