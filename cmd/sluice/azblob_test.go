@@ -80,13 +80,15 @@ func TestAzureConfigFromEnv(t *testing.T) {
 	if err != nil || cfg.ServiceURL != "http://127.0.0.1:1/acct" || cfg.SAS != "sv=1&sig=x" {
 		t.Errorf("sas: got %+v, %v", cfg, err)
 	}
-	for _, c := range []struct{ loc, want string }{
-		{"azblob://box", "AZURE_STORAGE_CONNECTION_STRING"},
-		{"azblob://B", "container name"},
-	} {
-		if _, err := azureConfig(c.loc, env("AZURE_STORAGE_ACCOUNT", "acct")); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %v, want an error naming %s", c.loc, err, c.want)
-		}
+	cfg, err = azureConfig("azblob://box", env("AZURE_STORAGE_ACCOUNT", "acct"))
+	if err != nil || cfg.ServiceURL != "https://acct.blob.core.windows.net/" || cfg.Credential == nil {
+		t.Errorf("entra id: got %+v, %v; want the default Azure credential", cfg, err)
+	}
+	if _, err := azureConfig("azblob://box", env()); err == nil || !strings.Contains(err.Error(), "AZURE_STORAGE_CONNECTION_STRING") {
+		t.Errorf("no credentials: got %v, want an error naming AZURE_STORAGE_CONNECTION_STRING", err)
+	}
+	if _, err := azureConfig("azblob://B", env("AZURE_STORAGE_ACCOUNT", "acct")); err == nil || !strings.Contains(err.Error(), "container name") {
+		t.Errorf("bad container: got %v, want an error about the container name", err)
 	}
 }
 

@@ -44,8 +44,9 @@ func openBucket(ctx context.Context, loc, dataDir string, getenv func(string) st
 
 // azureConfig reads the credentials of an azblob:// location from the variables the
 // Azure CLI reads: AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with
-// AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN (AZURE_STORAGE_BLOB_ENDPOINT, when set,
-// instead of https://ACCOUNT.blob.core.windows.net/).
+// AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or with neither Entra ID through
+// azidentity's default chain (managed identity, workload identity, az login).
+// AZURE_STORAGE_BLOB_ENDPOINT, when set, replaces https://ACCOUNT.blob.core.windows.net/.
 func azureConfig(loc string, getenv func(string) string) (azure.Config, error) {
 	container, prefix, err := azure.ParseLocation(loc)
 	if err != nil {
@@ -61,9 +62,14 @@ func azureConfig(loc string, getenv func(string) string) (azure.Config, error) {
 	if cfg.ServiceURL == "" && account != "" {
 		cfg.ServiceURL = "https://" + account + ".blob.core.windows.net/"
 	}
+	if cfg.ServiceURL == "" {
+		return azure.Config{}, fmt.Errorf("--blob %s: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT (with AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, or neither for Entra ID)", loc)
+	}
 	cfg.AccountName, cfg.AccountKey, cfg.SAS = account, getenv("AZURE_STORAGE_KEY"), getenv("AZURE_STORAGE_SAS_TOKEN")
-	if cfg.ServiceURL == "" || cfg.AccountKey == "" && cfg.SAS == "" {
-		return azure.Config{}, fmt.Errorf("--blob %s: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN", loc)
+	if cfg.AccountKey == "" && cfg.SAS == "" {
+		if cfg.Credential, err = azidentity.NewDefaultAzureCredential(nil); err != nil {
+			return azure.Config{}, fmt.Errorf("--blob %s: Entra ID credential: %w", loc, err)
+		}
 	}
 	return cfg, nil
 }
