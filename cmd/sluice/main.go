@@ -5,6 +5,8 @@
 //	sluice serve [--addr 127.0.0.1:8080] [--data ./sluice-data] [--config sluice.yaml]
 //	sluice serve --upstream http://127.0.0.1:8000/v1 --deployment NAME [--upstream-model M]
 //	sluice sim --addr 127.0.0.1:9000 [--latency 150ms] [--max-concurrency 8] ...
+//	sluice files|batches|deployments <command> [--url URL] [--api-key KEY] ...
+//	sluice run input.jsonl -o output.jsonl [--errors errors.jsonl]
 package main
 
 import (
@@ -28,16 +30,29 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "sluice:", err)
 		}
-		os.Exit(2)
+		code := 2
+		var ec interface{ ExitCode() int } // the client commands' exit codes (cli.go)
+		if errors.As(err, &ec) {
+			code = ec.ExitCode()
+		}
+		os.Exit(code)
 	}
 }
 
 const usage = `usage: sluice <command> [flags]
 
 commands:
-  serve   run the API and the engine (default: SQLite and files under ./sluice-data)
-  sim     run the simulated OpenAI-compatible model server alone
-  version print the version
+  serve        run the API and the engine (default: SQLite and files under ./sluice-data)
+  sim          run the simulated OpenAI-compatible model server alone
+  version      print the version
+
+  files        upload, list, get, download and delete files on a server
+  batches      create, list, get, wait for, cancel, download, retry batches
+  deployments  list a server's deployments and their quota
+  run          run a .jsonl file as a batch: upload, create, wait, download
+
+The client commands find the server with --url or SLUICE_URL (or
+AZURE_OPENAI_ENDPOINT) and the key with --api-key or SLUICE_API_KEY.
 
 Run 'sluice <command> -h' for a command's flags.
 `
@@ -56,6 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, args[2:], getenv, stdout, stderr)
 	case "sim":
 		return runSim(ctx, args[2:], stdout, stderr)
+	case "files", "batches", "deployments", "run":
+		return runCLI(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "sluice", Version)
 		return nil
