@@ -73,7 +73,8 @@ func cmdRun(ctx context.Context, e *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if c == nil {
+	embedded := c == nil
+	if embedded {
 		var stop func()
 		if c, stop, err = e.startEmbedded(ctx, *dataDir, cliFirst(*config, e.getenv("SLUICE_CONFIG")), p); err != nil {
 			return err
@@ -107,6 +108,9 @@ func cmdRun(ctx context.Context, e *cliEnv, args []string) error {
 	p.note("created %s", b.ID)
 	done, err := e.wait(ctx, c, b.ID, p, w.options())
 	if err != nil {
+		if embedded && ctx.Err() != nil {
+			return fmt.Errorf("interrupted: batch %s stops with the server this command ran", b.ID)
+		}
 		return err
 	}
 	if done.OutputFileID != "" || done.ErrorFileID != "" {
