@@ -1,0 +1,296 @@
+package upstream
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+)
+
+// Gate decides when a request may go to one upstream: at most Limit in flight, and
+// none while the upstream is down but one probe at a time, with backoff.
+//
+// Health. Failures that say nothing about the line (connection errors, timeouts, 5xx)
+// in a row, with no success between, mark the upstream down after DownAfter of them.
+// While it is down one caller at a time gets a probe slot, the wait between probes
+// doubling from ProbeBase to ProbeMax; the probe's success brings it up.
+//
+// Limit. With Floor < Ceiling the limit adapts, AIMD with a latency signal, as TCP does
+// with loss and as delay-based schemes do with queueing: it starts at Floor and grows
+// by one per success ("slow start") until the first sign of congestion; from then on it
+// grows by one per Limit successes (one per round trip) while latency per output token
+// stays within Tolerance of its floor, and shrinks: by Backoff on 429, 503 or a timeout,
+// and by a tenth when latency rises past the tolerance, at most once per round trip
+// each. The latency floor is the smallest latency per output token seen, drifting up
+// slowly so that a server that became slower for good is not chased forever. AIMD
+// rather than a gradient scheme: it needs no estimate of the queue, converges to a fair
+// share when several Sluice processes share an upstream, and its one decision per
+// signal is easy to reason about and test. With Floor == Ceiling the limit is fixed.
+type Gate struct {
+	cfg GateConfig
+	now func() time.Time
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced when a waiter may proceed
+	inflight int
+	limit    float64
+	slowDone bool // slow start has ended
+
+	// health
+	fails     int
+	down      bool
+	probing   bool
+	probeWait time.Duration
+	nextProbe time.Time
+	pauseTill time.Time // a 503's Retry-After: nothing is sent before it
+
+	// latency, in seconds per (output token + 1)
+	floor   float64 // smallest seen, drifting up
+	smooth  float64 // EWMA
+	rtt     float64 // EWMA of whole requests' time, seconds
+	lastCut time.Time
+}
+
+// GateConfig shapes a Gate. Zero fields take the defaults in brackets.
+type GateConfig struct {
+	Floor, Ceiling int           // the limit's bounds [1, Ceiling]; Ceiling at least 1
+	DownAfter      int           // failures in a row that mark the upstream down [5]
+	ProbeBase      time.Duration // first wait between probes [500ms]
+	ProbeMax       time.Duration // longest wait between probes [30s]
+	Tolerance      float64       // latency over its floor that is still no congestion [2]
+	Backoff        float64       // the limit's factor on overload [0.7]
+	Now            func() time.Time
+}
+
+// Outcome is what one request through the gate came to.
+type Outcome int
+
+const (
+	// Idle: the slot was taken but no request was sent.
+	Idle Outcome = iota
+	// Success: a 2xx answer.
+	Success
+	// Refused: an answer that is the line's own (4xx other than 408 and 429).
+	Refused
+	// Overloaded: 429, or 503 (the server is busy, not down).
+	Overloaded
+	// Failed: a connection error, a timeout, 408 or another 5xx.
+	Failed
+	// TimedOut: the request ran out of time: congestion as well as failure.
+	TimedOut
+)
+
+// NewGate returns a gate; see GateConfig for the defaults.
+func NewGate(cfg GateConfig) *Gate {
+	cfg.Ceiling = max(cfg.Ceiling, 1)
+	if cfg.Floor <= 0 || cfg.Floor > cfg.Ceiling {
+		cfg.Floor = cfg.Ceiling
+	}
+	if cfg.DownAfter <= 0 {
+		cfg.DownAfter = 5
+	}
+	if cfg.ProbeBase <= 0 {
+		cfg.ProbeBase = 500 * time.Millisecond
+	}
+	if cfg.ProbeMax <= 0 {
+		cfg.ProbeMax = 30 * time.Second
+	}
+	if cfg.Tolerance <= 1 {
+		cfg.Tolerance = 2
+	}
+	if cfg.Backoff <= 0 || cfg.Backoff >= 1 {
+		cfg.Backoff = 0.7
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Gate{cfg: cfg, now: cfg.Now, changed: make(chan struct{}), limit: float64(cfg.Floor), probeWait: cfg.ProbeBase}
+}
+
+// Adaptive reports whether the limit adapts.
+func (g *Gate) Adaptive() bool { return g.cfg.Floor < g.cfg.Ceiling }
+
+// Limit returns the current limit.
+func (g *Gate) Limit() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return int(g.limit)
+}
+
+// Down reports whether the upstream is down.
+func (g *Gate) Down() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.down
+}
+
+// InFlight returns how many slots are taken.
+func (g *Gate) InFlight() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.inflight
+}
+
+// Acquire takes a slot, waiting while the limit is reached, the upstream is down (but
+// for a probe, when one is due and none is out) or paused by a Retry-After. probe says
+// the slot is the down upstream's probe. It fails only when ctx ends.
+func (g *Gate) Acquire(ctx context.Context) (probe bool, err error) {
+	for {
+		g.mu.Lock()
+		now := g.now()
+		var wait time.Duration
+		switch {
+		case now.Before(g.pauseTill):
+			wait = g.pauseTill.Sub(now)
+		case g.down && !g.probing && !now.Before(g.nextProbe):
+			g.probing = true
+			g.inflight++
+			g.mu.Unlock()
+			return true, nil
+		case g.down:
+			if !g.probing {
+				wait = g.nextProbe.Sub(now)
+			}
+		case g.inflight < int(g.limit):
+			g.inflight++
+			g.mu.Unlock()
+			return false, nil
+		}
+		ch := g.changed
+		g.mu.Unlock()
+		if err := waitFor(ctx, ch, wait); err != nil {
+			return false, err
+		}
+	}
+}
+
+// waitFor waits until ch is closed, d has passed (when positive), or ctx ends.
+func waitFor(ctx context.Context, ch <-chan struct{}, d time.Duration) error {
+	var timer <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-ch:
+	case <-timer:
+	}
+	return nil
+}
+
+// wake lets every waiter look again. mu is held.
+func (g *Gate) wake() {
+	close(g.changed)
+	g.changed = make(chan struct{})
+}
+
+// Release gives back a slot with what came of it: rtt is the request's time, tokens its
+// output tokens (0 when unknown), retryAfter what the answer asked to wait.
+func (g *Gate) Release(probe bool, o Outcome, rtt time.Duration, tokens int, retryAfter time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	defer g.wake()
+	g.inflight--
+	now := g.now()
+	if probe {
+		g.probing = false
+	}
+	switch o {
+	case Idle:
+		return
+	case Success, Refused:
+		// An answer: the upstream is up.
+		if g.down {
+			g.down, g.probeWait = false, g.cfg.ProbeBase
+		}
+		g.fails = 0
+		if o == Success {
+			if g.rtt == 0 {
+				g.rtt = rtt.Seconds()
+			} else {
+				g.rtt += (rtt.Seconds() - g.rtt) * 0.1
+			}
+			g.observe(now, rtt.Seconds()/float64(tokens+1))
+		}
+		return
+	case Overloaded:
+		g.fails = 0 // busy is not down
+		if retryAfter > 0 {
+			g.pauseTill = maxTime(g.pauseTill, now.Add(min(retryAfter, time.Minute)))
+		}
+		g.cut(now, g.cfg.Backoff)
+		return
+	case TimedOut:
+		g.cut(now, g.cfg.Backoff)
+	}
+	// Failed or TimedOut: count toward down.
+	g.fails++
+	if g.down {
+		if probe { // the probe failed: wait longer for the next
+			g.probeWait = min(g.probeWait*2, g.cfg.ProbeMax)
+			g.nextProbe = now.Add(g.probeWait)
+		}
+		return
+	}
+	if g.fails >= g.cfg.DownAfter {
+		g.down = true
+		g.nextProbe = now.Add(g.probeWait)
+	}
+}
+
+// observe takes a success's latency sample and grows the limit unless latency says the
+// upstream queues.
+func (g *Gate) observe(now time.Time, sample float64) {
+	if g.floor == 0 || sample < g.floor {
+		g.floor = sample
+	} else {
+		g.floor += (sample - g.floor) * 0.001 // drift up slowly
+	}
+	if g.smooth == 0 {
+		g.smooth = sample
+	} else {
+		g.smooth += (sample - g.smooth) * 0.1
+	}
+	if !g.Adaptive() {
+		return
+	}
+	if g.smooth > g.floor*g.cfg.Tolerance {
+		g.slowDone = true
+		if now.Sub(g.lastCut) >= g.roundTrip() {
+			g.lastCut = now
+			g.limit = math.Max(float64(g.cfg.Floor), g.limit*0.9)
+		}
+		return
+	}
+	if !g.slowDone {
+		g.limit++
+	} else {
+		g.limit += 1 / g.limit
+	}
+	g.limit = math.Min(g.limit, float64(g.cfg.Ceiling))
+}
+
+// cut shrinks the limit by factor, once per round trip.
+func (g *Gate) cut(now time.Time, factor float64) {
+	g.slowDone = true
+	if !g.Adaptive() || now.Sub(g.lastCut) < g.roundTrip() {
+		return
+	}
+	g.lastCut = now
+	g.limit = math.Max(float64(g.cfg.Floor), g.limit*factor)
+}
+
+// roundTrip is the time one request takes now, at least 10 ms.
+func (g *Gate) roundTrip() time.Duration {
+	return max(10*time.Millisecond, time.Duration(g.rtt*float64(time.Second)))
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,182 @@
+package upstream_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-batch/sluice/upstream"
+)
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// tryAcquire takes a slot if one is free within a moment.
+func tryAcquire(t *testing.T, g *upstream.Gate) (probe, ok bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	probe, err := g.Acquire(ctx)
+	return probe, err == nil
+}
+
+func TestGateFixedLimit(t *testing.T) {
+	t.Parallel()
+	g := upstream.NewGate(upstream.GateConfig{Ceiling: 2})
+	for i := range 2 {
+		if _, ok := tryAcquire(t, g); !ok {
+			t.Fatalf("slot %d: refused under the limit", i)
+		}
+	}
+	if _, ok := tryAcquire(t, g); ok {
+		t.Fatal("a third slot with a limit of 2")
+	}
+	done := make(chan bool)
+	go func() {
+		_, err := g.Acquire(context.Background())
+		done <- err == nil
+	}()
+	g.Release(false, upstream.Success, 10*time.Millisecond, 5, 0)
+	if !<-done {
+		t.Fatal("a waiter did not get the released slot")
+	}
+	if g.Limit() != 2 || g.Adaptive() {
+		t.Errorf("limit %d adaptive %t, want a fixed 2", g.Limit(), g.Adaptive())
+	}
+}
+
+// Failures in a row bring the upstream down; then only one probe at a time goes, the
+// wait between probes doubling, and a probe's success brings it up for everyone.
+func TestGateDownAndProbe(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	g := upstream.NewGate(upstream.GateConfig{Ceiling: 8, DownAfter: 3, ProbeBase: time.Second, ProbeMax: 4 * time.Second, Now: clock.Now})
+	// A line's own refusals and overload are not failures of the upstream.
+	for _, o := range []upstream.Outcome{upstream.Refused, upstream.Overloaded, upstream.Failed, upstream.Failed, upstream.Success} {
+		g.Acquire(context.Background())
+		g.Release(false, o, time.Millisecond, 0, 0)
+	}
+	if g.Down() {
+		t.Fatal("down after failures with a success between")
+	}
+	for range 3 {
+		g.Acquire(context.Background())
+		g.Release(false, upstream.Failed, time.Millisecond, 0, 0)
+	}
+	if !g.Down() {
+		t.Fatal("not down after 3 failures in a row")
+	}
+	if _, ok := tryAcquire(t, g); ok {
+		t.Fatal("a slot while down before the probe is due")
+	}
+	clock.Add(time.Second)
+	probe, ok := tryAcquire(t, g)
+	if !ok || !probe {
+		t.Fatalf("after the probe wait: got probe %t ok %t, want a probe", probe, ok)
+	}
+	if _, ok := tryAcquire(t, g); ok {
+		t.Fatal("a second slot while the probe is out")
+	}
+	g.Release(true, upstream.Failed, time.Millisecond, 0, 0)
+	clock.Add(time.Second)
+	if _, ok := tryAcquire(t, g); ok {
+		t.Fatal("a probe 1s after a failed probe; the wait should have doubled to 2s")
+	}
+	clock.Add(time.Second)
+	probe, ok = tryAcquire(t, g)
+	if !ok || !probe {
+		t.Fatal("no probe after the doubled wait")
+	}
+	var wg sync.WaitGroup
+	got := make(chan bool, 4)
+	for range 4 {
+		wg.Go(func() {
+			p, err := g.Acquire(context.Background())
+			got <- err == nil && !p
+		})
+	}
+	g.Release(true, upstream.Success, time.Millisecond, 1, 0)
+	wg.Wait()
+	close(got)
+	for ok := range got {
+		if !ok {
+			t.Error("a waiter did not get a plain slot once the probe succeeded")
+		}
+	}
+	if g.Down() {
+		t.Error("still down after a successful probe")
+	}
+}
+
+// A 503 with Retry-After pauses every send until then.
+func TestGateRetryAfterPauses(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	g := upstream.NewGate(upstream.GateConfig{Ceiling: 4, Now: clock.Now})
+	g.Acquire(context.Background())
+	g.Release(false, upstream.Overloaded, time.Millisecond, 0, 5*time.Second)
+	if _, ok := tryAcquire(t, g); ok {
+		t.Fatal("a slot during the Retry-After pause")
+	}
+	clock.Add(5 * time.Second)
+	if _, ok := tryAcquire(t, g); !ok {
+		t.Fatal("no slot after the pause")
+	}
+}
+
+// The adaptive limit starts at its floor, grows to its ceiling while latency stays
+// flat, and shrinks on overload and when latency rises, never past its bounds.
+func TestGateAdaptiveLimit(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	g := upstream.NewGate(upstream.GateConfig{Floor: 2, Ceiling: 32, Now: clock.Now})
+	if g.Limit() != 2 || !g.Adaptive() {
+		t.Fatalf("start: limit %d, want the floor 2", g.Limit())
+	}
+	ok := func(rtt time.Duration) {
+		g.Acquire(context.Background())
+		g.Release(false, upstream.Success, rtt, 10, 0)
+		clock.Add(rtt)
+	}
+	for range 40 {
+		ok(50 * time.Millisecond)
+	}
+	if g.Limit() != 32 {
+		t.Fatalf("after 40 fast successes: limit %d, want the ceiling 32", g.Limit())
+	}
+	g.Acquire(context.Background())
+	g.Release(false, upstream.Overloaded, 50*time.Millisecond, 0, 0)
+	if got := g.Limit(); got != 22 { // 32 * 0.7
+		t.Fatalf("after a 429: limit %d, want 22", got)
+	}
+	g.Acquire(context.Background())
+	g.Release(false, upstream.Overloaded, 50*time.Millisecond, 0, 0)
+	if got := g.Limit(); got != 22 {
+		t.Fatalf("a second 429 in the same round trip: limit %d, want 22 still", got)
+	}
+	// Latency per token rising well past its floor: the limit comes down.
+	for range 200 {
+		ok(400 * time.Millisecond)
+	}
+	if got := g.Limit(); got >= 22 || got < 2 {
+		t.Fatalf("under rising latency: limit %d, want below 22 and at least the floor", got)
+	}
+	for range 50 {
+		g.Acquire(context.Background())
+		g.Release(false, upstream.Overloaded, time.Second, 0, 0)
+		clock.Add(time.Second)
+	}
+	if got := g.Limit(); got != 2 {
+		t.Fatalf("after many 429s: limit %d, want the floor 2", got)
+	}
+}
