@@ -6,6 +6,7 @@ package upstream
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -53,11 +54,29 @@ func NewClient(up sluice.Upstream, hc *http.Client) *Client {
 		rt = http.DefaultTransport
 	}
 	h := http.Header{"Content-Type": {"application/json"}}
-	if up.APIKey != "" {
+	base, user := splitUserinfo(strings.TrimRight(up.BaseURL, "/"))
+	switch {
+	case up.APIKey != "":
 		h["Authorization"] = []string{"Bearer " + up.APIKey}
 		h["Api-Key"] = []string{up.APIKey}
+	case user != nil:
+		// As an http.Client would: user:password@ in the URL is basic authentication.
+		p, _ := user.Password()
+		h["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(user.Username()+":"+p))}
 	}
-	return &Client{up: up, base: strings.TrimRight(up.BaseURL, "/"), rt: rt, header: h, urls: make(map[string]*url.URL)}
+	return &Client{up: up, base: base, rt: rt, header: h, urls: make(map[string]*url.URL)}
+}
+
+// splitUserinfo takes the user information out of a URL, so that it is in no request
+// URL and so in no error that prints one.
+func splitUserinfo(s string) (string, *url.Userinfo) {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s, nil
+	}
+	user := u.User
+	u.User = nil
+	return u.String(), user
 }
 
 // url returns the parsed URL of path on the upstream.
@@ -69,10 +88,10 @@ func (c *Client) url(path string) (*url.URL, error) {
 	}
 	u, err := url.Parse(c.base + path)
 	if err != nil {
-		return nil, err
+		return nil, &redactedError{err}
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("upstream URL %q is not an http or https URL", c.base+path)
+		return nil, fmt.Errorf("upstream URL %q is not an http or https URL", Redact(c.base+path))
 	}
 	c.urls[path] = u
 	return u, nil
@@ -131,7 +150,7 @@ func (c *Client) Do(ctx context.Context, path string, body, buf []byte) (Respons
 	}
 	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
-		return Response{}, err
+		return Response{}, &redactedError{err}
 	}
 	defer resp.Body.Close()
 	b, err := readBody(resp.Body, resp.ContentLength, buf[:0])
@@ -151,7 +170,7 @@ func (c *Client) Do(ctx context.Context, path string, body, buf []byte) (Respons
 // is reused); otherwise it grows dst as bytes come.
 func readBody(r io.Reader, n int64, dst []byte) ([]byte, error) {
 	if n > MaxResponseBytes {
-		return nil, fmt.Errorf("response of %d bytes is over the %d byte limit", n, MaxResponseBytes)
+		return nil, fmt.Errorf("response of %d bytes is over the %d byte limit: %w", n, MaxResponseBytes, ErrResponseTooLarge)
 	}
 	if n >= 0 {
 		if int64(cap(dst)) < n {
@@ -170,7 +189,7 @@ func readBody(r io.Reader, n int64, dst []byte) ([]byte, error) {
 		m, err := r.Read(dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+m]
 		if len(dst) > MaxResponseBytes {
-			return nil, fmt.Errorf("response is over the %d byte limit", MaxResponseBytes)
+			return nil, fmt.Errorf("response is over the %d byte limit: %w", MaxResponseBytes, ErrResponseTooLarge)
 		}
 		if err == io.EOF {
 			return dst, nil
