@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/sluice-batch/sluice"
+	"github.com/sluice-batch/sluice/console"
 )
 
 // routes lists every route of the API. Each resource is served three times: under /v1
@@ -42,6 +43,9 @@ func (s *Server) routes() http.Handler {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", handleHealth)
+	// The Batch jobs page holds no data, so it needs no key; its API calls carry one.
+	mux.Handle("GET "+console.Prefix, console.Handler())
+	mux.Handle("GET /console", http.RedirectHandler(console.Prefix, http.StatusMovedPermanently))
 	mux.Handle("/", s.authenticate(s.requireAPIVersion(s.unrouted(api))))
 	return mux
 }
