@@ -63,4 +63,7 @@ SLUICE_URL="$URL" SLUICE_API_KEY="$API_KEY" npm test || status=$?
 
 cd "$ROOT/e2e/go"
 SLUICE_URL="$URL" SLUICE_API_KEY="$API_KEY" go test -count=1 -v ./... || status=$?
+
+# The Batch jobs page in a browser, against a server of its own.
+bash "$ROOT/e2e/console/run.sh" || status=$?
 exit "$status"
