@@ -405,8 +405,12 @@ func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j 
 		case err == nil && (!resp.Retryable() || attempt >= e.opts.MaxAttempts):
 			return finish(false, jsonl.AppendResponse((*res.out)[:0], id, j.req.CustomID, resp.Status, w.requestID(resp), resp.Body))
 		case err != nil && attempt >= e.opts.MaxAttempts:
+			// The error names the upstream's address: it goes to the log, and the error
+			// file says only what failed.
+			e.log.WarnContext(ctx, "line failed: the upstream did not answer", "batch_id", j.req.BatchID, "custom_id", j.req.CustomID,
+				"deployment", d.Name, "attempts", attempt, "err", err)
 			return finish(false, jsonl.AppendError((*res.out)[:0], id, j.req.CustomID, upstream.ErrorCode(err),
-				fmt.Sprintf("The upstream did not answer after %d attempts: %v", attempt, err)))
+				fmt.Sprintf("The upstream did not answer after %d attempts: %s.", attempt, upstream.ErrorText(err))))
 		case err == nil:
 			wait = resp.RetryAfter
 		}
