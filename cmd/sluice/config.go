@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-batch/sluice"
 	"github.com/sluice-batch/sluice/jsonl"
+	"github.com/sluice-batch/sluice/upstream"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -151,11 +152,16 @@ func (d *DeploymentConfig) model() string {
 	return d.Name
 }
 
-// UpstreamConfig is an OpenAI-compatible server of a deployment.
+// UpstreamConfig is an OpenAI-compatible server of a deployment. Its key is given in
+// one of three ways: api_key, the key itself; api_key_env, the environment variable
+// that holds it; api_key_file, a file that holds it (surrounding whitespace trimmed),
+// such as a mounted secret.
 type UpstreamConfig struct {
 	BaseURL        string `yaml:"base_url"`
 	Model          string `yaml:"model"`
 	APIKey         string `yaml:"api_key"`
+	APIKeyEnv      string `yaml:"api_key_env"`
+	APIKeyFile     string `yaml:"api_key_file"`
 	MaxConcurrency int    `yaml:"max_concurrency"`
 }
 
@@ -169,8 +175,13 @@ type EngineConfig struct {
 	BackoffMax     time.Duration `yaml:"backoff_max"`
 }
 
-// LoadConfig reads and validates a config file.
-func LoadConfig(path string) (*Config, error) {
+// LoadConfig reads and validates a config file, with upstream keys from the process's
+// environment.
+func LoadConfig(path string) (*Config, error) { return loadConfig(path, os.Getenv) }
+
+// loadConfig reads and validates a config file, and reads the upstream keys it names
+// in the environment (getenv) or in files.
+func loadConfig(path string, getenv func(string) string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -179,12 +190,53 @@ func LoadConfig(path string) (*Config, error) {
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		// The decoder may quote a value, and a value may be a URL with a password.
+		return nil, fmt.Errorf("config %s: %s", path, upstream.Redact(err.Error()))
 	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	if err := c.readKeys(getenv); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
 	return &c, nil
+}
+
+// readKeys sets each upstream's APIKey from its api_key_env or api_key_file.
+func (c *Config) readKeys(getenv func(string) string) error {
+	for i := range c.Deployments {
+		for j := range c.Deployments[i].Upstreams {
+			u := &c.Deployments[i].Upstreams[j]
+			field := fmt.Sprintf("deployments[%d].upstreams[%d]", i, j)
+			switch {
+			case u.APIKeyEnv != "":
+				if u.APIKey = getenv(u.APIKeyEnv); u.APIKey == "" {
+					return fmt.Errorf("%s.api_key_env: %s is not set", field, u.APIKeyEnv)
+				}
+			case u.APIKeyFile != "":
+				key, err := readKeyFile(u.APIKeyFile)
+				if err != nil {
+					return fmt.Errorf("%s.api_key_file: %w", field, err)
+				}
+				u.APIKey = key
+			}
+		}
+	}
+	return nil
+}
+
+// readKeyFile reads a key kept in a file, such as a mounted secret: its content
+// without surrounding whitespace. The error names the file, never its content.
+func readKeyFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	key := strings.TrimSpace(string(b))
+	if key == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return key, nil
 }
 
 // Validate returns an error naming the first field that is wrong.
@@ -262,6 +314,15 @@ func (c *Config) Validate() error {
 			if err := checkBaseURL(u.BaseURL); err != nil {
 				return fmt.Errorf("deployments[%d].upstreams[%d].base_url: %w", i, j, err)
 			}
+			n := 0
+			for _, set := range []bool{u.APIKey != "", u.APIKeyEnv != "", u.APIKeyFile != ""} {
+				if set {
+					n++
+				}
+			}
+			if n > 1 {
+				return fmt.Errorf("deployments[%d].upstreams[%d]: give one of api_key, api_key_env and api_key_file", i, j)
+			}
 			if u.MaxConcurrency < 0 {
 				return fmt.Errorf("deployments[%d].upstreams[%d].max_concurrency is negative", i, j)
 			}
@@ -283,10 +344,16 @@ func (c *Config) Validate() error {
 // minLeaseDuration is the shortest engine.lease_duration accepted.
 const minLeaseDuration = 10 * time.Second
 
+// checkBaseURL checks an upstream's base URL. Its errors show the URL redacted: it
+// may hold a password.
 func checkBaseURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error's text is the whole URL
+		}
+		return fmt.Errorf("%q is not a URL: %v", upstream.Redact(s), err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("want an http:// or https:// URL such as http://127.0.0.1:8000/v1")

@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-batch/sluice/httpapi"
 	"github.com/sluice-batch/sluice/sim"
 	"github.com/sluice-batch/sluice/sqlite"
+	"github.com/sluice-batch/sluice/upstream"
 )
 
 // defaultDeployment is the deployment served by the built-in simulator when nothing
@@ -38,7 +39,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		upstreamURL = fs.String("upstream", "", "base URL of one OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
 		depName     = fs.String("deployment", "", "deployment name served by --upstream (what body.model names)")
 		upModel     = fs.String("upstream-model", "", "model name sent to --upstream; default the deployment name")
-		upKey       = fs.String("upstream-key", getenv("SLUICE_UPSTREAM_KEY"), "API key sent to --upstream (SLUICE_UPSTREAM_KEY)")
+		upKey       = fs.String("upstream-key", "", "API key sent to --upstream; the process list shows it: prefer --upstream-key-file or SLUICE_UPSTREAM_KEY")
+		upKeyFile   = fs.String("upstream-key-file", getenv("SLUICE_UPSTREAM_KEY_FILE"), "file holding the API key sent to --upstream, e.g. a mounted secret (SLUICE_UPSTREAM_KEY_FILE)")
 		upConc      = fs.Int("upstream-concurrency", 64, "requests in flight to --upstream at most")
 		simLatency  = fs.Duration("sim-latency", 20*time.Millisecond, "latency of the built-in simulator, when it serves the default deployment")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
@@ -75,7 +77,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	cfg := &Config{}
 	if *configPath != "" {
-		c, err := LoadConfig(*configPath)
+		c, err := loadConfig(*configPath, getenv)
 		if err != nil {
 			return err
 		}
@@ -88,8 +90,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		if err := checkBaseURL(*upstreamURL); err != nil {
 			return fmt.Errorf("--upstream: %w", err)
 		}
+		key, err := upstreamKey(*upKey, *upKeyFile, getenv)
+		if err != nil {
+			return err
+		}
 		cfg.Deployments = append(cfg.Deployments, DeploymentConfig{Name: *depName, Type: "global", Upstreams: []UpstreamConfig{{
-			BaseURL: *upstreamURL, Model: *upModel, APIKey: *upKey, MaxConcurrency: *upConc,
+			BaseURL: *upstreamURL, Model: *upModel, APIKey: key, MaxConcurrency: *upConc,
 		}}})
 		if err := cfg.Validate(); err != nil {
 			return err
@@ -111,7 +117,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer ln.Close()
 	if len(keys) == 0 {
 		if !isLoopback(ln.Addr()) {
-			return fmt.Errorf("no API key is configured and %s is reachable from other machines: set SLUICE_API_KEYS or api_keys in --config, or listen on 127.0.0.1", ln.Addr())
+			return fmt.Errorf("no API key is configured and %s is reachable from other machines: set SLUICE_API_KEYS or api_keys in --config, or listen on 127.0.0.1", *addr)
 		}
 		logger.Warn("no API key configured: the API is open to anyone on this machine")
 	}
@@ -173,10 +179,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "sluice %s listening on %s (data in %s)\n", Version, url, *dataDir)
 	if *blobLoc != "" {
-		fmt.Fprintf(stdout, "  files and results in %s\n", *blobLoc)
+		fmt.Fprintf(stdout, "  files and results in %s\n", upstream.Redact(*blobLoc))
 	}
 	for _, d := range cfg.domain() {
-		fmt.Fprintf(stdout, "  deployment %s -> %s\n", d.Name, d.Upstreams[0].BaseURL)
+		fmt.Fprintf(stdout, "  deployment %s -> %s\n", d.Name, upstream.Redact(d.Upstreams[0].BaseURL))
 	}
 	keyHeader := ""
 	if len(keys) > 0 {
@@ -202,6 +208,25 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		serveErr = nil
 	}
 	return serveErr
+}
+
+// upstreamKey returns the key for --upstream: --upstream-key, else the content of
+// --upstream-key-file (or SLUICE_UPSTREAM_KEY_FILE), else SLUICE_UPSTREAM_KEY. The flag
+// is the last resort: every user of the machine sees it in the process list.
+func upstreamKey(flagKey, file string, getenv func(string) string) (string, error) {
+	switch {
+	case flagKey != "" && file != "":
+		return "", errors.New("give --upstream-key or --upstream-key-file, not both")
+	case flagKey != "":
+		return flagKey, nil
+	case file != "":
+		key, err := readKeyFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--upstream-key-file: %w", err)
+		}
+		return key, nil
+	}
+	return getenv("SLUICE_UPSTREAM_KEY"), nil
 }
 
 func envOr(getenv func(string) string, key, def string) string {
