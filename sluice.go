@@ -302,6 +302,10 @@ type Upstream struct {
 	Model          string // the model name sent upstream; "" sends the deployment name
 	APIKey         string // sent as Authorization: Bearer; "" sends none
 	MaxConcurrency int    // requests in flight at most
+	// MinConcurrency, when set below MaxConcurrency, makes the limit adapt between
+	// the two: it grows while the upstream keeps up and shrinks on 429, 503 and
+	// timeouts. Unset, the limit is MaxConcurrency.
+	MinConcurrency int
 }
 
 // ChunkLines is how many request lines one chunk holds. Lines are leased a chunk at a

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,9 +25,14 @@ type deployment struct {
 	jobs    chan job
 	counter *tokens.Counter // counts the tokens of its input and of answers without usage
 
-	mu   sync.Mutex
-	runs []*run // batches being dispatched, oldest first
-	wake chan struct{}
+	gates []*upstream.Gate // one per client
+	mu    sync.Mutex
+	runs  []*run // batches being dispatched, oldest first
+	wake  chan struct{}
+	// ready are lines whose retry wait is over, sent before new ones.
+	ready       []job
+	readySig    chan struct{}
+	readyClosed bool
 }
 
 // run is a batch with lines in this process.
@@ -61,6 +67,10 @@ type job struct {
 	run  *run
 	req  line
 	line []byte
+	// attempts counts the attempts that failed as the line's own; troubleSince is when
+	// an attempt first met an upstream that was down or busy.
+	attempts     int
+	troubleSince time.Time
 }
 
 // activate makes an in_progress batch dispatchable here.
@@ -325,25 +335,52 @@ func (e *Engine) readLines(ctx context.Context, r *run, reqs []line) ([]job, err
 	return jobs, nil
 }
 
-// worker sends the jobs of a deployment to one upstream, one at a time. It keeps one
-// buffer for answers, and builds each result line in a pooled buffer that the committer
-// returns once the line is stored.
-func (e *Engine) worker(ctx context.Context, d *deployment, c *upstream.Client) {
+// worker sends the jobs of a deployment to one upstream, one at a time, each through the
+// upstream's gate: it takes a slot first (waiting while the upstream is at its limit,
+// or down but for a probe), then a line, makes one attempt, and gives the slot back
+// with what came of it. A line to be retried waits outside the slots (retryLater), so
+// a slot always carries a request. It keeps one buffer for answers, and builds each
+// result line in a pooled buffer that the committer returns once the line is stored.
+func (e *Engine) worker(ctx context.Context, d *deployment, c *upstream.Client, g *upstream.Gate) {
 	defer e.workWG.Done()
 	w := &workerState{ids: newIDSource()}
-	for j := range d.jobs {
+	drain := func() {
+		for j := range d.jobs {
+			e.commit.release(j.run, j.req)
+		}
+		d.closeReady(func(j job) { e.commit.release(j.run, j.req) })
+	}
+	for {
+		probe, err := g.Acquire(ctx)
+		if err != nil { // a hard stop
+			drain()
+			return
+		}
+		j, ok := d.next(ctx)
+		if !ok {
+			g.Release(probe, upstream.Idle, 0, 0, 0)
+			if ctx.Err() != nil {
+				drain()
+			}
+			return
+		}
 		// A cancelled batch, or a stopping engine, sends no new line; only lines already
 		// in flight get the grace.
 		if e.stopping.Load() || j.run.stopping.Load() || j.run.ctx.Err() != nil {
+			g.Release(probe, upstream.Idle, 0, 0, 0)
 			e.commit.release(j.run, j.req)
 			continue
 		}
-		res, ok := e.send(j.run.ctx, d, c, j, w)
-		if !ok {
+		a := e.attempt(j.run.ctx, d, c, j, w)
+		g.Release(probe, a.outcome, a.rtt, int(a.res.usage.OutputTokens), a.retryAfter)
+		switch {
+		case a.cutOff:
 			e.commit.release(j.run, j.req)
-			continue
+		case a.final:
+			e.commit.add(j.run, a.res)
+		default:
+			e.retryOrFail(d, g, j, a, w)
 		}
-		e.commit.add(j.run, res)
 	}
 }
 
@@ -362,20 +399,39 @@ type result struct {
 	usage     sluice.Usage
 }
 
-// send runs one line to its end: a result to commit, or ok false when ctx ended first
-// and the line must be released unsent.
-func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j job, w *workerState) (res result, ok bool) {
-	res = result{req: j.req, out: getLineBuf()}
-	id := w.ids.requestID()
-	finish := func(succeeded bool, line []byte) (result, bool) {
-		res.succeeded = succeeded
-		*res.out = append(line, '\n')
-		return res, true
+// try is what one attempt at a line came to.
+type try struct {
+	res        result // when final: the result to commit
+	final      bool   // the line is done: success, or an answer that is its own
+	cutOff     bool   // ctx ended: release the line unsent
+	outcome    upstream.Outcome
+	rtt        time.Duration
+	retryAfter time.Duration
+	// The failure, for the error line if the line runs out of attempts.
+	resp upstream.Response
+	err  error
+	id   string
+}
+
+// attempt sends a line once.
+func (e *Engine) attempt(ctx context.Context, d *deployment, c *upstream.Client, j job, w *workerState) (t try) {
+	t.id = w.ids.requestID()
+	finish := func(succeeded bool, line []byte) try {
+		t.final = true
+		t.res.succeeded = succeeded
+		*t.res.out = append(line, '\n')
+		return t
 	}
+	t.res = result{req: j.req, out: getLineBuf()}
 	defer func() {
 		if p := recover(); p != nil {
 			e.log.ErrorContext(ctx, "line panicked", "batch_id", j.req.BatchID, "line", j.req.Line, "panic", p)
-			res, ok = finish(false, jsonl.AppendError((*res.out)[:0], id, j.req.CustomID, "internal_error", "The server failed while running this request."))
+			t.outcome = upstream.Idle
+			t = finish(false, jsonl.AppendError((*t.res.out)[:0], t.id, j.req.CustomID, "internal_error", "The server failed while running this request."))
+		}
+		if !t.final {
+			putLineBuf(t.res.out)
+			t.res.out = nil
 		}
 	}()
 	model := c.Upstream().Model
@@ -384,43 +440,161 @@ func (e *Engine) send(ctx context.Context, d *deployment, c *upstream.Client, j 
 	}
 	body, err := jsonl.DispatchBody(j.line, model)
 	if err != nil {
-		return finish(false, jsonl.AppendError((*res.out)[:0], id, j.req.CustomID, "invalid_request", "The request line could not be read: "+err.Error()))
+		t.outcome = upstream.Idle
+		return finish(false, jsonl.AppendError((*t.res.out)[:0], t.id, j.req.CustomID, "invalid_request", "The request line could not be read: "+err.Error()))
 	}
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
-		resp, err := c.Do(actx, j.run.path, body, w.answer)
-		cancel()
-		if err == nil && cap(resp.Body) <= maxKeptBuf {
-			w.answer = resp.Body[:0]
+	actx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
+	start := time.Now()
+	resp, err := c.Do(actx, j.run.path, body, w.answer)
+	t.rtt = time.Since(start)
+	cancel()
+	if err == nil && cap(resp.Body) <= maxKeptBuf {
+		w.answer = resp.Body[:0]
+	}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		t.cutOff, t.outcome = true, upstream.Idle // cut off by a cancel or a stop: send again later
+		return t
+	case err != nil:
+		t.err, t.outcome = err, upstream.Failed
+		if upstream.ErrorCode(err) == "timeout" {
+			t.outcome = upstream.TimedOut
 		}
-		if err != nil && ctx.Err() != nil {
-			putLineBuf(res.out)
-			return result{}, false // cut off by a cancel or a stop, not answered: send again later
-		}
-		var wait time.Duration
-		switch {
-		case err == nil && resp.Status >= 200 && resp.Status < 300:
-			res.usage = d.usage(j, body, resp.Body)
-			return finish(true, jsonl.AppendResponse((*res.out)[:0], id, j.req.CustomID, resp.Status, w.requestID(resp), resp.Body))
-		case err == nil && (!resp.Retryable() || attempt >= e.opts.MaxAttempts):
-			return finish(false, jsonl.AppendResponse((*res.out)[:0], id, j.req.CustomID, resp.Status, w.requestID(resp), resp.Body))
-		case err != nil && attempt >= e.opts.MaxAttempts:
-			// The error names the upstream's address: it goes to the log, and the error
-			// file says only what failed.
-			e.log.WarnContext(ctx, "line failed: the upstream did not answer", "batch_id", j.req.BatchID, "custom_id", j.req.CustomID,
-				"deployment", d.Name, "attempts", attempt, "err", err)
-			return finish(false, jsonl.AppendError((*res.out)[:0], id, j.req.CustomID, upstream.ErrorCode(err),
-				fmt.Sprintf("The upstream did not answer after %d attempts: %s.", attempt, upstream.ErrorText(err))))
-		case err == nil:
-			wait = resp.RetryAfter
-		}
+		return t
+	case resp.Status >= 200 && resp.Status < 300:
+		t.outcome = upstream.Success
+		t.res.usage = d.usage(j, body, resp.Body)
+		return finish(true, jsonl.AppendResponse((*t.res.out)[:0], t.id, j.req.CustomID, resp.Status, w.requestID(resp), resp.Body))
+	case !resp.Retryable():
+		t.outcome = upstream.Refused
+		return finish(false, jsonl.AppendResponse((*t.res.out)[:0], t.id, j.req.CustomID, resp.Status, w.requestID(resp), resp.Body))
+	case resp.Status == http.StatusTooManyRequests || resp.Status == http.StatusServiceUnavailable:
+		t.outcome = upstream.Overloaded
+	default:
+		t.outcome = upstream.Failed
+	}
+	t.resp, t.retryAfter = resp, resp.RetryAfter
+	return t
+}
+
+// retryOrFail decides what becomes of a line whose attempt failed in a way worth
+// retrying: it waits outside the slots and goes again, or, out of attempts or of outage
+// budget, ends with the failure in the error file. An attempt counts toward
+// MaxAttempts when the upstream answered it with a failure (500, 408, ...), or when it
+// got no answer (a connection error, a timeout, 502 or 504) while the upstream is
+// healthy (up, and answering other requests): attempts spent while it is down or
+// failing broadly, or busy (429, 503), do not. The outage budget bounds how long, from
+// its first failure, a line waits for an upstream in trouble.
+func (e *Engine) retryOrFail(d *deployment, g *upstream.Gate, j job, a try, w *workerState) {
+	now := e.now()
+	switch {
+	case a.outcome == upstream.Failed && a.err == nil && a.resp.Status != http.StatusBadGateway && a.resp.Status != http.StatusGatewayTimeout:
+		j.attempts++ // an answer (500, 408, ...): the upstream is up and failed this line
+	case (a.outcome == upstream.Failed || a.outcome == upstream.TimedOut) && g.Healthy():
+		j.attempts++ // no answer, or a gateway's, while others get answers
+	}
+	first := j.troubleSince.IsZero()
+	if first {
+		j.troubleSince = now
+	}
+	outOfBudget := !first && now.Sub(j.troubleSince) > e.opts.OutageBudget
+	if j.attempts < e.opts.MaxAttempts && !outOfBudget {
+		wait := a.retryAfter
 		if wait <= 0 {
-			wait = e.backoff(attempt)
+			wait = e.backoff(max(j.attempts, 1))
 		}
-		if e.opts.WaitFunc(ctx, min(wait, maxRetryAfter)) != nil {
-			putLineBuf(res.out)
-			return result{}, false
+		e.retryLater(d, j, min(wait, maxRetryAfter))
+		return
+	}
+	res := result{req: j.req, out: getLineBuf()}
+	switch {
+	case a.err != nil:
+		// The error names the upstream's address: it goes to the log, and the error
+		// file says only what failed.
+		e.log.Warn("line failed: the upstream did not answer", "batch_id", j.req.BatchID, "custom_id", j.req.CustomID,
+			"deployment", d.Name, "attempts", max(j.attempts, 1), "err", a.err)
+		*res.out = jsonl.AppendError((*res.out)[:0], a.id, j.req.CustomID, upstream.ErrorCode(a.err),
+			fmt.Sprintf("The upstream did not answer after %d attempts: %s.", max(j.attempts, 1), upstream.ErrorText(a.err)))
+	default:
+		*res.out = jsonl.AppendResponse((*res.out)[:0], a.id, j.req.CustomID, a.resp.Status, w.requestID(a.resp), a.resp.Body)
+	}
+	*res.out = append(*res.out, '\n')
+	e.commit.add(j.run, res)
+}
+
+// retryLater puts a line back in its deployment's queue after wait, holding no slot
+// meanwhile. A cancel or a stop during the wait releases it.
+func (e *Engine) retryLater(d *deployment, j job, wait time.Duration) {
+	e.workWG.Add(1)
+	go func() {
+		defer e.workWG.Done()
+		ctx, cancel := context.WithCancel(j.run.ctx)
+		defer cancel()
+		stop := context.AfterFunc(e.soft, cancel)
+		defer stop()
+		if e.opts.WaitFunc(ctx, wait) != nil || !d.requeue(j) {
+			e.commit.release(j.run, j.req)
 		}
+	}()
+}
+
+// requeue adds a line to the lines ready to retry, unless the workers are gone.
+func (d *deployment) requeue(j job) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.readyClosed {
+		return false
+	}
+	d.ready = append(d.ready, j)
+	select {
+	case d.readySig <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// next returns the next line to send: one ready to retry first, else a new one. It
+// returns false when the queue is closed (and no retry waits) or ctx ended.
+func (d *deployment) next(ctx context.Context) (job, bool) {
+	for {
+		d.mu.Lock()
+		if n := len(d.ready); n > 0 {
+			j := d.ready[0]
+			d.ready[0] = job{}
+			d.ready = d.ready[1:]
+			d.mu.Unlock()
+			return j, true
+		}
+		d.mu.Unlock()
+		select {
+		case j, ok := <-d.jobs:
+			if ok {
+				return j, true
+			}
+			d.mu.Lock()
+			if len(d.ready) > 0 { // a retry came in meanwhile
+				d.mu.Unlock()
+				continue
+			}
+			d.readyClosed = true
+			d.mu.Unlock()
+			return job{}, false
+		case <-d.readySig:
+		case <-ctx.Done():
+			return job{}, false
+		}
+	}
+}
+
+// closeReady refuses further retries and hands each waiting one to release.
+func (d *deployment) closeReady(release func(job)) {
+	d.mu.Lock()
+	d.readyClosed = true
+	ready := d.ready
+	d.ready = nil
+	d.mu.Unlock()
+	for _, j := range ready {
+		release(j)
 	}
 }
 

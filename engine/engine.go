@@ -58,6 +58,9 @@ type Options struct {
 	// Blobs reads the inputs of blob-mode batches and writes their results; nil: blob
 	// mode is off, and a create with input_blob is refused.
 	Blobs sluice.Blobs
+	// OutageBudget is how long a line waits for an upstream that is down or busy before
+	// it fails; 24h.
+	OutageBudget time.Duration
 	// WaitFunc waits d before a retry, or until ctx ends; default a timer. Tests inject
 	// it to see the waits asked for without spending them.
 	WaitFunc func(ctx context.Context, d time.Duration) error
@@ -89,6 +92,7 @@ func (o *Options) withDefaults() Options {
 	}
 	def(&out.PollInterval, 200*time.Millisecond)
 	def(&out.LeaseDuration, 2*time.Minute)
+	def(&out.OutageBudget, 24*time.Hour)
 	defInt(&out.ClaimSize, 256)
 	defInt(&out.CommitSize, 512)
 	def(&out.CommitLinger, 5*time.Millisecond)
@@ -131,6 +135,7 @@ type Engine struct {
 
 	stopping   atomic.Bool        // Stop was called: workers start no new line
 	cancel     context.CancelFunc // ends the loop and dispatchers
+	soft       context.Context    // ends at Stop: lines waiting to retry are released
 	hard       context.Context    // parent of every run's context
 	hardCancel context.CancelFunc // ends in-flight requests
 	wg         sync.WaitGroup     // loop, dispatchers, heartbeat, validations, finalizations
@@ -178,7 +183,7 @@ func New(store sluice.Store, bucket sluice.Bucket, deployments []sluice.Deployme
 		if _, dup := e.deps[d.Name]; dup {
 			return nil, fmt.Errorf("deployment %s is configured twice", d.Name)
 		}
-		dep := &deployment{Deployment: d, jobs: make(chan job, o.ClaimSize), wake: make(chan struct{}, 1)}
+		dep := &deployment{Deployment: d, jobs: make(chan job, o.ClaimSize), wake: make(chan struct{}, 1), readySig: make(chan struct{}, 1)}
 		if dep.counter, err = counterOf(d.Encoding); err != nil {
 			return nil, fmt.Errorf("deployment %s: %w", d.Name, err)
 		}
@@ -196,6 +201,7 @@ func New(store sluice.Store, bucket sluice.Bucket, deployments []sluice.Deployme
 				up.MaxConcurrency = 16
 			}
 			dep.clients = append(dep.clients, upstream.NewClient(up, o.HTTPClient))
+			dep.gates = append(dep.gates, upstream.NewGate(upstream.GateConfig{Floor: up.MinConcurrency, Ceiling: up.MaxConcurrency}))
 		}
 		e.deps[d.Name] = dep
 	}
@@ -234,13 +240,14 @@ func (e *Engine) Start(ctx context.Context) error {
 		return err
 	}
 	ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	e.soft = ctx
 	e.hard, e.hardCancel = context.WithCancel(context.WithoutCancel(ctx))
 	e.commit.start()
 	for _, d := range e.deps {
-		for _, c := range d.clients {
+		for i, c := range d.clients {
 			for range c.Upstream().MaxConcurrency {
 				e.workWG.Add(1)
-				go e.worker(e.hard, d, c)
+				go e.worker(e.soft, d, c, d.gates[i])
 			}
 		}
 		e.wg.Add(1)

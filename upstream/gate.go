@@ -124,6 +124,15 @@ func (g *Gate) Down() bool {
 	return g.down
 }
 
+// Healthy reports whether the upstream is up and its last failure, if the last answer
+// was one, stands alone: a failure then is likely the request's own, not the
+// upstream's.
+func (g *Gate) Healthy() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.down && g.fails <= 1
+}
+
 // InFlight returns how many slots are taken.
 func (g *Gate) InFlight() int {
 	g.mu.Lock()

@@ -163,6 +163,8 @@ type UpstreamConfig struct {
 	APIKeyEnv      string `yaml:"api_key_env"`
 	APIKeyFile     string `yaml:"api_key_file"`
 	MaxConcurrency int    `yaml:"max_concurrency"`
+	// MinConcurrency, below max_concurrency, makes the limit adapt between the two.
+	MinConcurrency int `yaml:"min_concurrency"`
 }
 
 // EngineConfig tunes the engine; zero values keep its defaults.
@@ -173,6 +175,9 @@ type EngineConfig struct {
 	LeaseDuration  time.Duration `yaml:"lease_duration"`
 	BackoffBase    time.Duration `yaml:"backoff_base"`
 	BackoffMax     time.Duration `yaml:"backoff_max"`
+	// OutageBudget is how long a line waits for an upstream that is down or busy
+	// before it fails; default 24h.
+	OutageBudget time.Duration `yaml:"outage_budget"`
 }
 
 // LoadConfig reads and validates a config file, with upstream keys from the process's
@@ -400,7 +405,7 @@ func (c *Config) domain() []sluice.Deployment {
 		}
 		for _, u := range d.Upstreams {
 			dep.Upstreams = append(dep.Upstreams, sluice.Upstream{
-				BaseURL: u.BaseURL, Model: u.Model, APIKey: u.APIKey, MaxConcurrency: u.MaxConcurrency,
+				BaseURL: u.BaseURL, Model: u.Model, APIKey: u.APIKey, MaxConcurrency: u.MaxConcurrency, MinConcurrency: u.MinConcurrency,
 			})
 		}
 		out = append(out, dep)

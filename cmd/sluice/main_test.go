@@ -679,6 +679,7 @@ engine:
   max_attempts: 2
   backoff_base: 1ms
   backoff_max: 2ms
+  outage_budget: 1ns
 `)
 	c := MustRunMain(t, nil, "--config", cfg)
 	f := c.mustUpload(chatLines(5, "gpt-4o-mini"))

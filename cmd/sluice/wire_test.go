@@ -675,6 +675,7 @@ func wireServer(t *testing.T) *apiClient {
 	writeFile(t, path, fmt.Sprintf(`
 engine:
   max_attempts: 1
+  outage_budget: 1ns
 deployments:
   - name: gpt-4o-mini
     enqueued_token_limit: default
