@@ -32,6 +32,7 @@ type Gate struct {
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced when a waiter may proceed
+	waiters  int           // callers waiting on changed
 	inflight int
 	limit    float64
 	slowDone bool // slow start has ended
@@ -166,8 +167,13 @@ func (g *Gate) Acquire(ctx context.Context) (probe bool, err error) {
 			return false, nil
 		}
 		ch := g.changed
+		g.waiters++
 		g.mu.Unlock()
-		if err := waitFor(ctx, ch, wait); err != nil {
+		err := waitFor(ctx, ch, wait)
+		g.mu.Lock()
+		g.waiters--
+		g.mu.Unlock()
+		if err != nil {
 			return false, err
 		}
 	}
@@ -192,6 +198,9 @@ func waitFor(ctx context.Context, ch <-chan struct{}, d time.Duration) error {
 
 // wake lets every waiter look again. mu is held.
 func (g *Gate) wake() {
+	if g.waiters == 0 {
+		return // the common case: no one waits, nothing to allocate
+	}
 	close(g.changed)
 	g.changed = make(chan struct{})
 }
