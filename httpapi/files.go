@@ -63,7 +63,11 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error 
 					return err
 				}
 			}
-			file, err = s.service.UploadFile(r.Context(), sluice.FileUpload{Filename: part.FileName(), Purpose: sluice.PurposeBatch, Body: part})
+			filename, err := cleanFilename(part.FileName())
+			if err != nil {
+				return err
+			}
+			file, err = s.service.UploadFile(r.Context(), sluice.FileUpload{Filename: filename, Purpose: sluice.PurposeBatch, Body: part})
 			if err != nil {
 				return err
 			}

@@ -35,10 +35,14 @@ type formReader struct {
 	part      *formPart
 }
 
-// Limits of a part's header, as mime/multipart's.
+// Limits of a part's header, as mime/multipart's, and of a form's parts: an upload
+// has two to four (purpose, file, expires_after), and no field needs a long
+// Content-Disposition (a file name is at most MaxFilenameBytes).
 const (
 	maxPartHeaderBytes = 10 << 20
 	maxPartHeaders     = 10000
+	maxFormParts       = 32
+	maxDisposition     = 8 << 10
 )
 
 func newFormReader(src io.Reader, boundary string, size int) *formReader {
@@ -145,6 +149,9 @@ func (f *formReader) NextPart() (*formPart, error) {
 			return nil, fmt.Errorf("multipart: NextPart: %w", err)
 		}
 		if f.isBoundaryDelimiterLine(line) {
+			if f.partsRead == maxFormParts {
+				return nil, fmt.Errorf("multipart: the form has more than %d parts", maxFormParts)
+			}
 			f.partsRead++
 			p := &formPart{f: f}
 			if err := p.readHeader(); err != nil {
@@ -223,6 +230,9 @@ func (p *formPart) readHeader() error {
 			}
 			if inDisposition {
 				disposition += " " + string(bytes.TrimSpace(body))
+				if len(disposition) > maxDisposition {
+					return errors.New("multipart: Content-Disposition is too long")
+				}
 			}
 			continue
 		}
@@ -234,6 +244,9 @@ func (p *formPart) readHeader() error {
 		if strings.EqualFold(string(k), "Content-Disposition") && disposition == "" {
 			disposition = string(bytes.TrimSpace(v))
 			inDisposition = true
+			if len(disposition) > maxDisposition {
+				return errors.New("multipart: Content-Disposition is too long")
+			}
 		}
 	}
 	disp, params, err := mime.ParseMediaType(disposition)

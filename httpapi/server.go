@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
@@ -28,6 +29,8 @@ type Options struct {
 	// negative number no limit.
 	MaxFiles         int
 	MaxExpiringFiles int
+	// Limits bound each caller's and each request's share of the server.
+	Limits Limits
 }
 
 // The product's limits on files kept.
@@ -40,8 +43,11 @@ const (
 type Server struct {
 	store   sluice.Store
 	service sluice.Service
-	keys    [][]byte
+	// keys are the SHA-256 hashes of the API keys: every key compares in the same
+	// time, whatever its length.
+	keys    [][sha256.Size]byte
 	log     *slog.Logger
+	limits  *limiter
 	handler http.Handler
 	// deployments are the configured deployments by name.
 	deployments map[string]sluice.Deployment
@@ -70,10 +76,11 @@ func NewServer(store sluice.Store, service sluice.Service, opts *Options) *Serve
 	}
 	for _, k := range opts.APIKeys {
 		if k != "" {
-			s.keys = append(s.keys, []byte(k))
+			s.keys = append(s.keys, sha256.Sum256([]byte(k)))
 		}
 	}
-	s.handler = s.routes()
+	s.limits = newLimiter(opts.Limits, len(s.keys))
+	s.handler = s.guardRequests(s.routes())
 	return s
 }
 
@@ -83,15 +90,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // apiFunc is a handler that returns its error instead of writing it.
 type apiFunc func(w http.ResponseWriter, r *http.Request) error
 
+// handle serves fn within the limits of its route (body size, upload slots). An
+// error that the client caused (it went away, its body stalled or was too large) is
+// answered and logged as the client's, whatever fn made of it.
 func (s *Server) handle(fn apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r); err != nil {
-			writeError(w, r, s.log, err)
+		if err := s.admitted(w, r, fn); err != nil {
+			s.writeRetryError(w, r, s.blame(w, r, err))
 		}
 	})
 }
 
-// authenticate accepts a configured key as "api-key: K" or "Authorization: Bearer K".
+// admitted runs fn if the limits of its route admit r.
+func (s *Server) admitted(w http.ResponseWriter, r *http.Request, fn apiFunc) error {
+	release, err := s.admit(r)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn(w, r)
+}
+
+// authenticate accepts a configured key as "api-key: K" or "Authorization: Bearer K"
+// (the scheme in any case), and holds each key to its request rate.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(s.keys) == 0 {
@@ -100,7 +121,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		key := r.Header.Get("api-key")
 		if key == "" {
-			if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			if scheme, v, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok && strings.EqualFold(scheme, "Bearer") {
 				key = strings.TrimSpace(v)
 			}
 		}
@@ -109,11 +130,24 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				"You didn't provide an API key. Send it in an 'api-key' header or as 'Authorization: Bearer KEY'."))
 			return
 		}
-		for _, k := range s.keys {
-			if subtle.ConstantTimeCompare(k, []byte(key)) == 1 {
-				next.ServeHTTP(w, r)
+		// Every key is compared, in constant time, so the time taken says nothing of
+		// which key matched or how much of one.
+		sum, found := sha256.Sum256([]byte(key)), -1
+		for i, k := range s.keys {
+			if subtle.ConstantTimeCompare(k[:], sum[:]) == 1 && found < 0 {
+				found = i
+			}
+		}
+		if found >= 0 {
+			if err := s.limits.allow(found); err != nil {
+				s.writeRetryError(w, r, err)
 				return
 			}
+			if g := guardOf(r); g != nil {
+				g.key = found
+			}
+			next.ServeHTTP(w, r)
+			return
 		}
 		code := "invalid_api_key"
 		if family(r) == familyAzure {
