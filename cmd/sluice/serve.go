@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -50,6 +51,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		maxExpiring = fs.Int("max-expiring-files", httpapi.DefaultMaxExpiringFiles, "files kept with an expiry, output files included; -1 for no limit")
 		maxRequests = fs.Int("max-requests", sluice.MaxRequests, "most request lines in one input file")
 		debugAddr   = fs.String("debug-addr", getenv("SLUICE_DEBUG_ADDR"), "serve /debug/pprof/ and /debug/vars here, e.g. 127.0.0.1:6060; off by default (SLUICE_DEBUG_ADDR)")
+
+		// Limits and timeouts (docs/architecture.md, "Limits and timeouts").
+		headerTimeout = fs.Duration("read-header-timeout", 10*time.Second, "a request's headers must arrive within this")
+		idleTimeout   = fs.Duration("idle-timeout", 2*time.Minute, "a kept-alive connection idle this long is closed")
+		stallTimeout  = fs.Duration("stall-timeout", httpapi.DefaultStallTimeout, "a request body or response moving under --min-rate over this long, or stopped this long, is cut off; negative for never")
+		minRate       = fs.Int64("min-rate", httpapi.DefaultMinRate, "bytes a second a request body or response must average over --stall-timeout; negative for any")
+		maxConns      = fs.Int("max-conns", defaultMaxConns, "open connections at most (kept under the open-file limit); at the limit the longest idle one is closed")
+		maxUploads    = fs.Int("max-uploads", httpapi.DefaultMaxUploads, "uploads (files, parts, completions, imports, retries) running at once; more get 429; negative for no limit")
+		maxUploadsKey = fs.Int("max-uploads-per-key", httpapi.DefaultMaxUploadsPerKey, "uploads running at once with one API key; negative for no limit")
+		rateLimit     = fs.Float64("rate-limit", httpapi.DefaultRate, "requests a second one API key may send on average; more get 429 with Retry-After; negative for no limit")
+		rateBurst     = fs.Int("rate-burst", 0, "requests one API key may send at once; default twice --rate-limit")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -110,10 +122,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	keys := cfg.Keys()
 
-	ln, err := net.Listen("tcp", *addr)
+	conns, err := connLimit(*maxConns, logger)
+	if err != nil {
+		return err
+	}
+	tcp, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln := httpapi.LimitListener(tcp, conns)
 	defer ln.Close()
 	if len(keys) == 0 {
 		if !isLoopback(ln.Addr()) {
@@ -171,8 +188,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	api := httpapi.NewServer(store, eng, &httpapi.Options{APIKeys: keys, Logger: logger, Deployments: eng.Configured(),
-		MaxFiles: *maxFiles, MaxExpiringFiles: *maxExpiring})
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second}
+		MaxFiles: *maxFiles, MaxExpiringFiles: *maxExpiring, Limits: httpapi.Limits{
+			MaxUploadBytes: *maxUpload, MaxUploads: *maxUploads, MaxUploadsPerKey: *maxUploadsKey,
+			Rate: *rateLimit, Burst: *rateBurst, StallTimeout: *stallTimeout, MinRate: *minRate,
+		}})
+	// No ReadTimeout or WriteTimeout: a 200 MB upload or download on a slow link may
+	// take hours. The API cuts off a body or response that stalls instead (--stall-timeout).
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: *headerTimeout, IdleTimeout: *idleTimeout, ConnState: ln.ConnState,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -227,6 +250,32 @@ func upstreamKey(flagKey, file string, getenv func(string) string) (string, erro
 		return key, nil
 	}
 	return getenv("SLUICE_UPSTREAM_KEY"), nil
+}
+
+// defaultMaxConns is --max-conns' default.
+const defaultMaxConns = 4096
+
+// reservedFiles are the file descriptors kept out of --max-conns for the data folder,
+// the database and the upstreams' connections.
+const reservedFiles = 256
+
+// connLimit returns the open connections to allow: n, but less when the process's
+// open-file limit would not leave reservedFiles besides (Go raises the soft limit to
+// the hard one at start).
+func connLimit(n int, logger *slog.Logger) (int, error) {
+	if n <= 0 {
+		return 0, fmt.Errorf("--max-conns %d: want at least 1", n)
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > math.MaxInt32 {
+		return n, nil // no limit to speak of
+	}
+	if room := int64(rl.Cur) - reservedFiles; int64(n) > room {
+		m := int(max(room, 16))
+		logger.Warn("--max-conns lowered to fit the open-file limit", "max_conns", m, "open_file_limit", rl.Cur)
+		return m, nil
+	}
+	return n, nil
 }
 
 func envOr(getenv func(string) string, key, def string) string {
