@@ -61,8 +61,11 @@ const (
 	countBatchBytes = 128 << 10
 	countBatchLines = 256
 	// maxCountedLine is the longest line counted token by token; a longer line is
-	// estimated at a token per 4 bytes, as a line that long is mostly base64 data.
-	maxCountedLine = 16 << 20
+	// estimated at a token per 4 bytes, as a line that long is mostly base64 data (2 MiB
+	// of text is some 500k tokens, past most models' context). Counting costs memory
+	// some 30 times the line's length (a 15 MB line peaked at 510 MB RSS), so the bound
+	// keeps an upload's counting near 60 MB a worker whatever its lines.
+	maxCountedLine = 2 << 20
 )
 
 func newLineCounter(pick func(string) *tokens.Counter) *lineCounter {
