@@ -307,6 +307,11 @@ func (s *Server) handleFileImport(w http.ResponseWriter, r *http.Request) error 
 	if in.ContentURL == "" {
 		return sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'content_url'.").WithParam("content_url")
 	}
+	name, err := cleanFilename(in.Filename)
+	if err != nil {
+		return paramed(err, "filename")
+	}
+	in.Filename = name
 	if err := s.checkFileCount(r.Context(), false, false); err != nil {
 		return err
 	}

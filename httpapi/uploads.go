@@ -69,6 +69,11 @@ func (s *Server) handleUploadCreate(w http.ResponseWriter, r *http.Request) erro
 	if in.Bytes == nil {
 		return sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'bytes'.").WithParam("bytes")
 	}
+	name, err := cleanFilename(in.Filename)
+	if err != nil {
+		return paramed(err, "filename")
+	}
+	in.Filename = name
 	c := sluice.UploadCreate{Filename: in.Filename, Bytes: *in.Bytes, MimeType: in.MimeType, TTL: sluice.UploadTTLAzure}
 	if family(r) == familyOpenAI {
 		c.TTL = sluice.UploadTTLOpenAI
@@ -170,4 +175,14 @@ func (s *Server) handleUploadCancel(w http.ResponseWriter, r *http.Request) erro
 	}
 	writeJSON(w, http.StatusOK, s.encodeUpload(u, nil))
 	return nil
+}
+
+// paramed returns err, an *sluice.Error, naming param instead.
+func paramed(err error, param string) error {
+	if e, ok := asError(err); ok {
+		c := *e
+		c.Param = param
+		return &c
+	}
+	return err
 }

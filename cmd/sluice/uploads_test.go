@@ -134,6 +134,8 @@ func TestUploadInPartsErrors(t *testing.T) {
 			{"zero-bytes", map[string]any{"filename": "a", "purpose": "batch", "mime_type": "text/jsonl", "bytes": 0}, "bytes", "positive"},
 			{"too-large", map[string]any{"filename": "a", "purpose": "batch", "mime_type": "text/jsonl", "bytes": 300_000_000}, "bytes", "limit"},
 			{"no-filename", map[string]any{"purpose": "batch", "mime_type": "text/jsonl", "bytes": 10}, "filename", "filename"},
+			{"filename-control", map[string]any{"filename": "a\x01.jsonl", "purpose": "batch", "mime_type": "text/jsonl", "bytes": 10}, "filename", "control character"},
+			{"filename-long", map[string]any{"filename": strings.Repeat("x", 300), "purpose": "batch", "mime_type": "text/jsonl", "bytes": 10}, "filename", "longer than 255"},
 			{"no-mime-type", map[string]any{"filename": "a", "purpose": "batch", "bytes": 10}, "mime_type", "mime_type"},
 			{"purpose", map[string]any{"filename": "a", "purpose": "fine-tune", "mime_type": "text/jsonl", "bytes": 10}, "purpose", "batch"},
 			{"expiry-anchor", map[string]any{"filename": "a", "purpose": "batch", "mime_type": "text/jsonl", "bytes": 10,
