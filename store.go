@@ -121,6 +121,14 @@ type Store interface {
 	// order they were added.
 	FindUploadParts(ctx context.Context, uploadID string) ([]*UploadPart, error)
 
+	// TryLease takes or extends the lease called name for owner until the given time:
+	// it succeeds when no one holds it, owner does, or the holder's lease ran out (by
+	// the store's clock). Replicas use it so that one of them at a time runs a sweep or
+	// a batch's step.
+	TryLease(ctx context.Context, name, owner string, until time.Time) (bool, error)
+	// ReleaseLease gives up the lease called name if owner holds it.
+	ReleaseLease(ctx context.Context, name, owner string) error
+
 	// StartIdempotent records that the first request with r.Key begins (r.Status 0),
 	// unless a record of that key created after notBefore exists: then it returns that
 	// record and false, and changes nothing. An older record is replaced.

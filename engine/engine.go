@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +60,11 @@ type Options struct {
 	// Blobs reads the inputs of blob-mode batches and writes their results; nil: blob
 	// mode is off, and a create with input_blob is refused.
 	Blobs sluice.Blobs
+	// Shared says other processes use the store too (replicas on PostgreSQL): an upload
+	// left pending is then marked failed only once it is older than StaleUpload (it may
+	// be another process's, still arriving), by the sweep, not at start.
+	Shared      bool
+	StaleUpload time.Duration // default 2h
 	// OutageBudget is how long a line waits for an upstream that is down or busy before
 	// it fails; 24h.
 	OutageBudget time.Duration
@@ -93,6 +100,7 @@ func (o *Options) withDefaults() Options {
 	def(&out.PollInterval, 200*time.Millisecond)
 	def(&out.LeaseDuration, 2*time.Minute)
 	def(&out.OutageBudget, 24*time.Hour)
+	def(&out.StaleUpload, 2*time.Hour)
 	defInt(&out.ClaimSize, 256)
 	defInt(&out.CommitSize, 512)
 	def(&out.CommitLinger, 5*time.Millisecond)
@@ -130,6 +138,7 @@ type Engine struct {
 	mu   sync.Mutex
 	runs map[string]*run // batches with lines in this process, by ID
 	busy map[string]bool // batches being validated or finalized, by ID
+	held map[string]bool // named leases this process holds in the store
 	// orphans are running batches whose deployment is not configured, logged once each.
 	orphans map[string]bool
 
@@ -155,6 +164,7 @@ func New(store sluice.Store, bucket sluice.Bucket, deployments []sluice.Deployme
 		notify:  make(chan struct{}, 1),
 		runs:    make(map[string]*run),
 		busy:    make(map[string]bool),
+		held:    make(map[string]bool),
 		orphans: make(map[string]bool),
 	}
 	counters := make(map[string]*tokens.Counter)
@@ -236,8 +246,10 @@ func (e *Engine) Notify() {
 
 // Start recovers what a previous process left and starts the engine's goroutines.
 func (e *Engine) Start(ctx context.Context) error {
-	if err := e.recoverUploads(ctx); err != nil {
-		return err
+	if !e.opts.Shared {
+		if err := e.recoverUploads(ctx, time.Time{}); err != nil {
+			return err
+		}
 	}
 	ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	e.soft = ctx
@@ -301,13 +313,17 @@ func waitOr(ctx context.Context, wg *sync.WaitGroup, hard func()) {
 }
 
 // recoverUploads marks uploads cut off by a crash: their rows are pending with no
-// process left to finish them.
-func (e *Engine) recoverUploads(ctx context.Context) error {
-	files, _, err := e.store.FindFiles(ctx, sluice.FileFilter{Status: sluice.FileStatusPending})
+// process left to finish them. With a zero before it marks every pending upload (the
+// store is this process's alone, and it is starting); otherwise those created before.
+func (e *Engine) recoverUploads(ctx context.Context, before time.Time) error {
+	files, _, err := e.store.FindFiles(ctx, sluice.FileFilter{Status: sluice.FileStatusPending, Sources: true})
 	if err != nil {
 		return fmt.Errorf("find interrupted uploads: %w", err)
 	}
 	for _, f := range files {
+		if !before.IsZero() && !f.CreatedAt.Before(before) {
+			continue
+		}
 		_, err := e.store.UpdateFile(ctx, f.ID, sluice.FileUpdate{
 			Status:        sluice.Ptr(sluice.FileStatusError),
 			StatusDetails: sluice.Ptr("The upload was cut off by a restart; upload the file again."),
@@ -337,13 +353,18 @@ func (e *Engine) loop(ctx context.Context) {
 		if err := e.step(ctx); err != nil && ctx.Err() == nil {
 			e.log.ErrorContext(ctx, "engine step", "err", err)
 		}
-		if now := e.now(); now.Sub(swept) >= e.opts.SweepInterval {
+		if now := e.now(); now.Sub(swept) >= e.opts.SweepInterval && e.sweeper(ctx, now) {
 			swept = now
 			if err := e.sweepExpired(ctx, now); err != nil && ctx.Err() == nil {
 				e.log.ErrorContext(ctx, "delete expired files", "err", err)
 			}
 			if err := e.sweepLeftovers(ctx); err != nil && ctx.Err() == nil {
 				e.log.ErrorContext(ctx, "delete leftover work", "err", err)
+			}
+			if e.opts.Shared {
+				if err := e.recoverUploads(ctx, now.Add(-e.opts.StaleUpload)); err != nil && ctx.Err() == nil {
+					e.log.ErrorContext(ctx, "mark stale uploads", "err", err)
+				}
 			}
 			if err := e.sweepUploads(ctx, now); err != nil && ctx.Err() == nil {
 				e.log.ErrorContext(ctx, "delete expired uploads", "err", err)
@@ -416,7 +437,10 @@ func (e *Engine) step(ctx context.Context) error {
 	return nil
 }
 
-// background runs fn for a batch unless a step for that batch is already running.
+// background runs fn for a batch unless a step for that batch is already running, here
+// or, as the batch's lease in the store says, in another process sharing the store: so
+// each validation, expiry and finalization runs once. The heartbeat extends the lease
+// while fn runs.
 func (e *Engine) background(ctx context.Context, id string, fn func(context.Context) error) {
 	e.mu.Lock()
 	if e.busy[id] {
@@ -428,7 +452,16 @@ func (e *Engine) background(ctx context.Context, id string, fn func(context.Cont
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		err := fn(ctx)
+		lease := "batch:" + id
+		ok, err := e.store.TryLease(ctx, lease, e.opts.Owner, e.now().Add(e.opts.LeaseDuration))
+		if ok {
+			e.hold(lease, true)
+			err = fn(ctx)
+			e.hold(lease, false)
+			if rerr := e.store.ReleaseLease(context.WithoutCancel(ctx), lease, e.opts.Owner); rerr != nil && err == nil {
+				err = rerr
+			}
+		}
 		e.mu.Lock()
 		delete(e.busy, id)
 		e.mu.Unlock()
@@ -452,7 +485,38 @@ func (e *Engine) heartbeat(ctx context.Context) {
 			if err := e.store.ExtendLeases(ctx, e.opts.Owner, e.now().Add(e.opts.LeaseDuration)); err != nil && ctx.Err() == nil {
 				e.log.ErrorContext(ctx, "extend leases", "err", err)
 			}
+			e.mu.Lock()
+			names := slices.Collect(maps.Keys(e.held))
+			e.mu.Unlock()
+			for _, name := range names {
+				if _, err := e.store.TryLease(ctx, name, e.opts.Owner, e.now().Add(e.opts.LeaseDuration)); err != nil && ctx.Err() == nil {
+					e.log.ErrorContext(ctx, "extend lease", "lease", name, "err", err)
+				}
+			}
 		}
+	}
+}
+
+// sweeper reports whether this process runs the periodic sweeps now: the one that
+// holds the store's "sweep" lease, taken for two sweep intervals and renewed at each,
+// so that when its holder dies another process takes over.
+func (e *Engine) sweeper(ctx context.Context, now time.Time) bool {
+	ok, err := e.store.TryLease(ctx, "sweep", e.opts.Owner, now.Add(2*e.opts.SweepInterval))
+	if err != nil && ctx.Err() == nil {
+		e.log.ErrorContext(ctx, "take the sweep lease", "err", err)
+	}
+	return ok
+}
+
+// hold records that this process holds (or no longer holds) a named lease, which the
+// heartbeat then extends.
+func (e *Engine) hold(name string, held bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if held {
+		e.held[name] = true
+	} else {
+		delete(e.held, name)
 	}
 }
 

@@ -141,3 +141,11 @@ CREATE TABLE IF NOT EXISTS upload_parts (
 	bytes      INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS upload_parts_upload ON upload_parts (upload_id, seq);
+
+-- Named leases: which process runs a sweep, or a batch's validation, expiry or
+-- finalization, until when.
+CREATE TABLE IF NOT EXISTS leases (
+	name  TEXT PRIMARY KEY,
+	owner TEXT NOT NULL,
+	until INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -24,8 +24,14 @@ func TestMain(m *testing.M) {
 // process.
 func startChild(t *testing.T, args ...string) (*apiClient, *exec.Cmd) {
 	t.Helper()
+	return startChildEnv(t, nil, args...)
+}
+
+// startChildEnv is startChild with env added to the child's environment.
+func startChildEnv(t *testing.T, env []string, args ...string) (*apiClient, *exec.Cmd) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "SLUICE_TEST_AS_MAIN=1")
+	cmd.Env = append(append(os.Environ(), "SLUICE_TEST_AS_MAIN=1"), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-batch/sluice/engine"
 	"github.com/sluice-batch/sluice/httpapi"
 	"github.com/sluice-batch/sluice/sim"
+	"github.com/sluice-batch/sluice/postgres"
 	"github.com/sluice-batch/sluice/sqlite"
 	"github.com/sluice-batch/sluice/upstream"
 )
@@ -35,6 +36,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var (
 		addr        = fs.String("addr", envOr(getenv, "SLUICE_ADDR", "127.0.0.1:8080"), "address to listen on (SLUICE_ADDR)")
 		dataDir     = fs.String("data", envOr(getenv, "SLUICE_DATA", "./sluice-data"), "folder for the database and file contents (SLUICE_DATA)")
+		dbURL       = fs.String("db", getenv("SLUICE_DATABASE_URL"), "keep the database in PostgreSQL at this postgres:// URL instead of SQLite in the data folder, shared by every replica; needs --blob (SLUICE_DATABASE_URL)")
 		blobLoc     = fs.String("blob", getenv("SLUICE_BLOB"), "keep file contents and results in azblob://CONTAINER[/PREFIX] (credentials in AZURE_STORAGE_CONNECTION_STRING) or file:///PATH instead of the data folder (SLUICE_BLOB)")
 		configPath  = fs.String("config", getenv("SLUICE_CONFIG"), "YAML config: api keys, projects, deployments, upstreams (SLUICE_CONFIG)")
 		upstreamURL = fs.String("upstream", "", "base URL of one OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
@@ -153,19 +155,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Info("no upstream configured: deployment " + defaultDeployment + " is served by the built-in simulator")
 	}
 
-	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
-		return fmt.Errorf("data folder: %w", err)
-	}
-	unlock, err := lockDir(*dataDir)
+	store, closeStore, err := openStore(ctx, *dbURL, *blobLoc, *dataDir, logger)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	store, err := sqlite.Open(ctx, filepath.Join(*dataDir, "sluice.db"), &sqlite.Options{Logger: logger})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	defer closeStore()
 	bucket, err := openBucket(ctx, *blobLoc, *dataDir, getenv, logger)
 	if err != nil {
 		return err
@@ -179,7 +173,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Blobs:  blobs,
 		Logger: logger, MaxAttempts: ec.MaxAttempts, RequestTimeout: ec.RequestTimeout, CancelGrace: max(ec.CancelGrace, *cancelGrace),
 		LeaseDuration: ec.LeaseDuration, BackoffBase: ec.BackoffBase, BackoffMax: ec.BackoffMax, MaxFileBytes: *maxUpload,
-		MaxRequests: *maxRequests, OutageBudget: ec.OutageBudget,
+		MaxRequests: *maxRequests, OutageBudget: ec.OutageBudget, Shared: *dbURL != "",
 	})
 	if err != nil {
 		return err
@@ -200,7 +194,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	go func() { served <- srv.Serve(ln) }()
 
 	url := "http://" + ln.Addr().String()
-	fmt.Fprintf(stdout, "sluice %s listening on %s (data in %s)\n", Version, url, *dataDir)
+	if *dbURL != "" {
+		fmt.Fprintf(stdout, "sluice %s listening on %s (database %s)\n", Version, url, upstream.Redact(*dbURL))
+	} else {
+		fmt.Fprintf(stdout, "sluice %s listening on %s (data in %s)\n", Version, url, *dataDir)
+	}
 	if *blobLoc != "" {
 		fmt.Fprintf(stdout, "  files and results in %s\n", upstream.Redact(*blobLoc))
 	}
@@ -288,6 +286,37 @@ func envOr(getenv func(string) string, key, def string) string {
 func isLoopback(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()
+}
+
+// openStore opens the store: PostgreSQL at dbURL, shared by replicas, or SQLite in the
+// data folder, which it locks for this process alone.
+func openStore(ctx context.Context, dbURL, blobLoc, dataDir string, logger *slog.Logger) (sluice.Store, func(), error) {
+	if dbURL != "" {
+		if !strings.HasPrefix(dbURL, "postgres://") && !strings.HasPrefix(dbURL, "postgresql://") {
+			return nil, nil, fmt.Errorf("--db %s: want a postgres:// URL", upstream.Redact(dbURL))
+		}
+		if blobLoc == "" {
+			return nil, nil, errors.New("--db: replicas share their files too: give --blob azblob://CONTAINER[/PREFIX] (or file:///PATH on a shared disk)")
+		}
+		store, err := postgres.Open(ctx, dbURL, &postgres.Options{Logger: logger})
+		if err != nil {
+			return nil, nil, fmt.Errorf("--db %s: %w", upstream.Redact(dbURL), err)
+		}
+		return store, func() { store.Close() }, nil
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("data folder: %w", err)
+	}
+	unlock, err := lockDir(dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := sqlite.Open(ctx, filepath.Join(dataDir, "sluice.db"), &sqlite.Options{Logger: logger})
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return store, func() { store.Close(); unlock() }, nil
 }
 
 // lockDir takes an exclusive lock on the data folder: the embedded store has one
