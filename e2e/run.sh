@@ -2,6 +2,10 @@
 # End-to-end test: build Sluice, start it on a free loopback port with an API
 # key, and run the official `openai` npm SDK (e2e/node/sdk.test.mjs) and the
 # official Go SDK openai-go/v3 (e2e/go, its own module) against it.
+#
+# Under scripts/azurite.sh (SLUICE_TEST_AZURITE set, as make test runs it) the server is
+# configured with the emulator's account, for the blob-mode test (e2e/node/blob.test.mjs);
+# SLUICE_REQUIRE_AZURITE=1 makes a missing Azurite a failure.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -32,8 +36,25 @@ go build -o "$TMP/sluice" ./cmd/sluice
 PORT="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});')"
 URL="http://127.0.0.1:$PORT"
 
+CONFIG=()
+if [[ -n "${SLUICE_TEST_AZURITE:-}" ]]; then
+  # storage_accounts alone: the built-in simulator still serves the default deployment.
+  BLOB_ENDPOINT="$(sed -n 's/.*BlobEndpoint=\([^;]*\).*/\1/p' <<<"$SLUICE_TEST_AZURITE")"
+  cat >"$TMP/sluice.yaml" <<EOF
+storage_accounts:
+  - name: devstoreaccount1
+    blob_endpoint: $BLOB_ENDPOINT
+    connection_string: "$SLUICE_TEST_AZURITE"
+EOF
+  CONFIG=(--config "$TMP/sluice.yaml")
+  echo "blob mode: storage account devstoreaccount1 at $BLOB_ENDPOINT"
+elif [[ "${SLUICE_REQUIRE_AZURITE:-}" == "1" ]]; then
+  echo "SLUICE_REQUIRE_AZURITE=1 but SLUICE_TEST_AZURITE is not set: run under scripts/azurite.sh" >&2
+  exit 1
+fi
+
 echo "starting sluice on $URL..."
-SLUICE_API_KEYS="$API_KEY" "$TMP/sluice" serve --addr "127.0.0.1:$PORT" --data "$TMP/data" >"$TMP/serve.log" 2>&1 &
+SLUICE_API_KEYS="$API_KEY" "$TMP/sluice" serve --addr "127.0.0.1:$PORT" --data "$TMP/data" "${CONFIG[@]}" >"$TMP/serve.log" 2>&1 &
 SERVER_PID=$!
 
 ready=0
@@ -54,7 +75,8 @@ if [[ $ready -ne 1 ]]; then
 fi
 
 cd "$ROOT/e2e/node"
-if [[ ! -d node_modules ]]; then
+# Install when the lock file is newer than what node_modules holds (a new dependency).
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   npm ci --no-audit --no-fund
 fi
 
