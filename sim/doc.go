@@ -6,8 +6,8 @@
 //
 // A Server answers POST /v1/chat/completions, /v1/completions, /v1/embeddings,
 // /v1/responses, /v1/moderations, /v1/images/generations, /v1/images/edits and
-// /v1/videos (every endpoint a batch may use), and GET /v1/models, /v1/models/{model}
-// and /healthz. Every route is served with and without the /v1 prefix, under
+// /v1/videos (every endpoint a batch may use), and GET /v1/models, /v1/models/{model},
+// /healthz, /stats and /metrics. Every route is served with and without the /v1 prefix, under
 // /openai/v1/, and under /openai/deployments/{deployment}/ for Azure-style clients,
 // where the deployment is the model when the body names none. Credentials and query
 // parameters such as api-version are ignored. Other paths answer 404, other methods 405,
@@ -94,12 +94,66 @@
 //
 // # Timing and faults
 //
-// An inference request (a POST to any route but models and healthz) first takes a slot
-// under Options.MaxConcurrency (else 429), then draws its faults (see Options), then
-// waits Options.Latency plus its generated tokens divided by Options.TokensPerSecond
-// before it answers: completion or output tokens for text, the fixed costs above for
+// An inference request (a POST to any route but models, healthz, stats and metrics)
+// first takes a slot under Options.MaxConcurrency (else 429), then draws its faults
+// (see Options), then waits Options.Latency plus its generated tokens divided by
+// Options.TokensPerSecond (with Capacity, see below) before it answers: completion or output tokens for text, the fixed costs above for
 // images and videos, none for embeddings and moderations. A request whose context ends
 // while waiting gets no answer. Fault draws come from a PCG seeded with Options.Seed and
 // the request's arrival number, so they take no lock and a run can be replayed. Stats
 // counts what happened.
+//
+// # Shared capacity
+//
+// Options.Capacity turns on a model of one inference server shared by every caller,
+// batch and online alike, as vLLM, SGLang or Ollama serve: Capacity slots, each a
+// request being served, and a FIFO queue in front of them. A request that finds every
+// slot taken, or others waiting, waits its turn instead of being refused: there is no
+// 429 or 503, however long the queue, unless Options.QueueLimit is set, and then a
+// request that finds QueueLimit waiting is answered 429 with Retry-After. The wait
+// comes after the fault draws and the reading of the body, so a malformed request is
+// refused at once, as a real server's front end refuses it. Holding its slot, a
+// request waits Options.Latency (time to first token, which does not grow with load),
+// then generates its tokens, and gives the slot back as it answers.
+//
+// Generation slows as the server fills, as continuous batching does: each decoding
+// step serves every running request, and a step takes longer the more requests it
+// carries, so each request gets fewer tokens a second while the server's total grows
+// toward a ceiling. Every running request generates at
+//
+//	TokensPerSecond / (1 + Slowdown × (running − 1))
+//
+// tokens a second, where running counts the slots taken (those still in their Latency
+// too), and the speed changes the moment a request takes or gives back a slot. With
+// Slowdown 0 a request takes Latency plus its tokens over TokensPerSecond, as without
+// the model, and the server's rate is Capacity times one request's; with Slowdown s the
+// total rate at full capacity C is TokensPerSecond × C / (1 + s(C − 1)), which tends to
+// TokensPerSecond / s. Decoding is bound by memory reads, and a step reads the
+// weights once and each running sequence's KV cache once, so its time grows linearly
+// with the batch: a 7B model in 16 bits has 14 GB of weights and half a MiB of KV
+// cache per token of context, so a step of 64 sequences of 550 tokens reads 2.3 times
+// what a step of one does, which is Slowdown 0.02 at Capacity 64.
+// Requests without generation time (embeddings, moderations, or TokensPerSecond 0)
+// hold their slot for Latency alone. A request whose context ends gives back its slot,
+// or its place in the queue. Nothing in the model is drawn at random: given the order
+// in which requests arrive, their slots and times follow.
+//
+// # Stats and metrics
+//
+// The simulator reports what it served. GET /stats answers Stats as JSON, with the
+// capacity and the answers to each inference route by status (Server.Answers), where
+// "none" counts requests that got no answer. GET /metrics answers the same in
+// Prometheus's text exposition format: sim_requests_total by route and status,
+// sim_faults_total by kind, the gauges sim_requests_in_flight, sim_requests_running
+// and sim_requests_waiting, and vLLM's vllm:num_requests_running and
+// vllm:num_requests_waiting (labelled with model_name), so that code that protects
+// online traffic by watching a vLLM server can be tested against the simulator.
+// Without Capacity, every request in flight counts as running and none as waiting.
+//
+// # Load
+//
+// RunLoad is an online load generator: chat completions with Poisson arrivals at a
+// given rate, open loop, with latency percentiles at the end (`sluice sim load`). With
+// the shared-capacity model it stands in for the interactive users a batch must not
+// crowd out.
 package sim

@@ -39,11 +39,16 @@ type Options struct {
 	MaxTokens       int           // completion length when the request sets no max_tokens; default 16
 	Model           string        // model id listed by /v1/models; "" lists "sim"
 	NoUsage         bool          // answer without a usage object, as some servers do
+
+	// The shared-capacity model (doc.go, "Shared capacity"); off while Capacity is 0.
+	Capacity   int     // requests served at once by all callers together; more wait in a FIFO queue; 0 = off
+	Slowdown   float64 // with Capacity: share of a lone request's generation time each other request served adds; 0 = none
+	QueueLimit int     // with Capacity: requests waiting at most; more answer 429 with Retry-After; 0 = no limit
 }
 
 // RegisterFlags adds the knobs as flags: -latency, -tokens-per-second, -max-concurrency,
 // -retry-after, -fail-rate, -rate-limit-rate, -hang-rate, -reset-rate, -seed,
-// -max-tokens, -model, -no-usage. Each flag's default is the field's current value, or the
+// -max-tokens, -model, -no-usage, -capacity, -slowdown, -queue-limit. Each flag's default is the field's current value, or the
 // default New would apply when the field is zero.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	if o.RetryAfter == 0 {
@@ -67,10 +72,14 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxTokens, "max-tokens", o.MaxTokens, "completion length when a request sets no max_tokens")
 	fs.StringVar(&o.Model, "model", o.Model, "model id listed by /v1/models")
 	fs.BoolVar(&o.NoUsage, "no-usage", o.NoUsage, "answer without a usage object, as some servers do")
+	fs.IntVar(&o.Capacity, "capacity", o.Capacity, "requests served at once by all callers together; more wait in a FIFO queue; 0 means no shared-capacity model")
+	fs.Float64Var(&o.Slowdown, "slowdown", o.Slowdown, "with -capacity: share of a lone request's generation time that each other request served adds")
+	fs.IntVar(&o.QueueLimit, "queue-limit", o.QueueLimit, "with -capacity: requests waiting at most, above which the simulator answers 429; 0 means no limit")
 }
 
 // Validate returns an error naming the field when a rate is outside [0,1] or a number is
-// negative. It reports every such field, joined. New does not call it: New treats a
+// negative, or when Slowdown or QueueLimit is set without Capacity. It reports every
+// such field, joined. New does not call it: New treats a
 // negative number as zero, and a rate above 1 as 1.
 func (o Options) Validate() error {
 	var errs []error
@@ -100,6 +109,18 @@ func (o Options) Validate() error {
 	}
 	if o.MaxTokens < 0 {
 		negative("MaxTokens", "max-tokens", o.MaxTokens)
+	}
+	if o.Capacity < 0 {
+		negative("Capacity", "capacity", o.Capacity)
+	}
+	if o.Slowdown < 0 || math.IsNaN(o.Slowdown) || math.IsInf(o.Slowdown, 1) {
+		errs = append(errs, fmt.Errorf("sim: Slowdown (-slowdown) is %v, want a finite number not negative", o.Slowdown))
+	}
+	if o.QueueLimit < 0 {
+		negative("QueueLimit", "queue-limit", o.QueueLimit)
+	}
+	if o.Capacity == 0 && (o.Slowdown != 0 || o.QueueLimit != 0) {
+		errs = append(errs, errors.New("sim: Slowdown (-slowdown) and QueueLimit (-queue-limit) take effect only with Capacity (-capacity) set"))
 	}
 	return errors.Join(errs...)
 }

@@ -36,12 +36,14 @@ type Server struct {
 	hang      float64
 	limited   float64
 	fail      float64
+	pool      *pool // the shared-capacity model; nil when off
 
 	idHi, idSalt uint64 // make request ids unique across servers
 
 	retryAfter   []string // Retry-After header value
 	retryAfterMS []string // retry-after-ms header value, which OpenAI's SDKs honour
 	overBody     []byte   // 429 body for requests over MaxConcurrency
+	queueBody    []byte   // 429 body for requests over QueueLimit
 	limitBody    []byte   // 429 body for RateLimitRate
 	failBody     []byte   // 500 body for FailRate
 	modelsBody   []byte   // GET /v1/models
@@ -55,35 +57,41 @@ type Server struct {
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
 	faults      struct {
-		serverError, rateLimited, overConcurrency, hang, reset atomic.Int64
+		serverError, rateLimited, overConcurrency, queueFull, hang, reset atomic.Int64
 	}
+	answers [len(endpointRoutes)][len(answerStatuses)]atomic.Int64 // by endpoint and status
 }
 
 // Stats are a Server's counters since New. Each counter is read atomically, but while
 // requests are in flight the set is not one snapshot. Once InFlight is 0,
-// Requests == Completed + Invalid + Canceled + Faults.Total().
+// Requests == Completed + Invalid + Canceled + Faults.Total(). GET /stats serves them
+// as JSON, with the answers by route (Server.Answers).
 type Stats struct {
-	Requests    int64  // POSTs to an inference route (every route but models and healthz)
-	Completed   int64  // 2xx answers to them
-	Invalid     int64  // 4xx answers to malformed ones (bad JSON, stream, bad parameters, too large)
-	Canceled    int64  // requests whose context ended during Latency or generation, so no answer was written
-	Faults      Faults // injected faults by kind
-	InFlight    int64  // requests admitted under MaxConcurrency and not yet finished, now
-	MaxInFlight int64  // the most InFlight seen
+	Requests    int64  `json:"requests"`      // POSTs to an inference route (every route but models, healthz, stats and metrics)
+	Completed   int64  `json:"completed"`     // 2xx answers to them
+	Invalid     int64  `json:"invalid"`       // 4xx answers to malformed ones (bad JSON, stream, bad parameters, too large)
+	Canceled    int64  `json:"canceled"`      // requests whose context ended while they waited for a slot, during Latency or generation, so no answer was written
+	Faults      Faults `json:"faults"`        // injected faults by kind
+	InFlight    int64  `json:"in_flight"`     // requests admitted under MaxConcurrency and not yet finished, now: Running plus Waiting, and those being read or drawn
+	MaxInFlight int64  `json:"max_in_flight"` // the most InFlight seen
+	Running     int64  `json:"running"`       // requests holding one of Capacity's slots now; without Capacity, InFlight
+	Waiting     int64  `json:"waiting"`       // requests waiting for one of Capacity's slots now
+	MaxWaiting  int64  `json:"max_waiting"`   // the most Waiting seen
 }
 
 // Faults counts a Server's injected faults by kind.
 type Faults struct {
-	ServerError     int64 // 500s drawn from FailRate
-	RateLimited     int64 // 429s drawn from RateLimitRate
-	OverConcurrency int64 // 429s because MaxConcurrency requests were in flight
-	Hang            int64 // requests left unanswered, drawn from HangRate
-	Reset           int64 // connections reset, drawn from ResetRate
+	ServerError     int64 `json:"server_error"`     // 500s drawn from FailRate
+	RateLimited     int64 `json:"rate_limited"`     // 429s drawn from RateLimitRate
+	OverConcurrency int64 `json:"over_concurrency"` // 429s because MaxConcurrency requests were in flight
+	QueueFull       int64 `json:"queue_full"`       // 429s because QueueLimit requests waited for Capacity's slots
+	Hang            int64 `json:"hang"`             // requests left unanswered, drawn from HangRate
+	Reset           int64 `json:"reset"`            // connections reset, drawn from ResetRate
 }
 
 // Total returns the sum of f's counters.
 func (f Faults) Total() int64 {
-	return f.ServerError + f.RateLimited + f.OverConcurrency + f.Hang + f.Reset
+	return f.ServerError + f.RateLimited + f.OverConcurrency + f.QueueFull + f.Hang + f.Reset
 }
 
 // New returns a simulator configured by opts. It does not validate opts (see
@@ -103,6 +111,13 @@ func New(opts Options) *Server {
 	}
 	if tps := opts.TokensPerSecond; tps > 0 && !math.IsInf(tps, 1) {
 		s.tps = tps
+	}
+	if opts.Capacity > 0 {
+		slowdown := opts.Slowdown
+		if !(slowdown > 0) || math.IsInf(slowdown, 1) {
+			slowdown = 0
+		}
+		s.pool = newPool(opts.Capacity, max(opts.QueueLimit, 0), s.tps, slowdown)
 	}
 	if s.maxTokens <= 0 {
 		s.maxTokens = DefaultMaxTokens
@@ -131,6 +146,10 @@ func New(opts Options) *Server {
 		status: http.StatusTooManyRequests, typ: "rate_limit_error", code: "rate_limit_exceeded",
 		message: "Too many concurrent requests: the simulator allows " + strconv.FormatInt(s.maxConc, 10) + " in flight. Please retry after a short wait.",
 	})
+	s.queueBody = appendError(nil, &apiError{
+		status: http.StatusTooManyRequests, typ: "rate_limit_error", code: "rate_limit_exceeded",
+		message: "The server is busy: " + strconv.Itoa(max(opts.QueueLimit, 0)) + " requests are waiting already (simulated). Please retry after a short wait.",
+	})
 	s.limitBody = appendError(nil, &apiError{
 		status: http.StatusTooManyRequests, typ: "rate_limit_error", code: "rate_limit_exceeded",
 		message: "Rate limit reached (simulated). Please retry after a short wait.",
@@ -158,10 +177,10 @@ func appendModel(b []byte, id string, created int64) []byte {
 func (s *Server) Seed() int64 { return s.seed }
 
 // Stats returns counters since New: Requests (all POSTs to an inference route), Completed
-// (2xx answers), Faults by kind (500, 429 injected, 429 over concurrency, hang, reset),
-// and InFlight now, and MaxInFlight seen.
+// (2xx answers), Faults by kind (500, 429 injected, 429 over concurrency or queue limit,
+// hang, reset), InFlight, Running and Waiting now, and MaxInFlight and MaxWaiting seen.
 func (s *Server) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Requests:  s.requests.Load(),
 		Completed: s.completed.Load(),
 		Invalid:   s.invalid.Load(),
@@ -170,12 +189,20 @@ func (s *Server) Stats() Stats {
 			ServerError:     s.faults.serverError.Load(),
 			RateLimited:     s.faults.rateLimited.Load(),
 			OverConcurrency: s.faults.overConcurrency.Load(),
+			QueueFull:       s.faults.queueFull.Load(),
 			Hang:            s.faults.hang.Load(),
 			Reset:           s.faults.reset.Load(),
 		},
 		InFlight:    s.inFlight.Load(),
 		MaxInFlight: s.maxInFlight.Load(),
 	}
+	if s.pool == nil {
+		st.Running = st.InFlight
+		return st
+	}
+	running, waiting, maxWaiting := s.pool.load()
+	st.Running, st.Waiting, st.MaxWaiting = int64(running), int64(waiting), int64(maxWaiting)
+	return st
 }
 
 // Header values shared by every answer; net/http never modifies them.
@@ -229,6 +256,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if allow(w, r, h, http.MethodGet) {
 			writeBody(w, h, http.StatusOK, textType, []byte("ok"))
 		}
+	case "/stats":
+		if allow(w, r, h, http.MethodGet) {
+			writeBody(w, h, http.StatusOK, jsonType, s.appendStats(nil))
+		}
+	case "/metrics":
+		if allow(w, r, h, http.MethodGet) {
+			writeBody(w, h, http.StatusOK, metricsType, s.appendMetrics(nil))
+		}
 	default:
 		if m, ok := strings.CutPrefix(path, "/models/"); ok {
 			if !allow(w, r, h, http.MethodGet) {
@@ -281,20 +316,32 @@ func allow(w http.ResponseWriter, r *http.Request, h http.Header, method string)
 }
 
 // serveCompletion answers a POST to an inference route: the concurrency limit first, then
-// the fault draws, then the answer after its latency and generation time.
+// the fault draws, then the answer after its latency and generation time (with Capacity,
+// after its wait for a slot too).
 func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, h http.Header, ep endpoint, deployment, id string) {
 	if !allow(w, r, h, http.MethodPost) {
 		return
 	}
 	n := s.requests.Add(1)
+	status := 0 // the answer's status; 0 while none is written
+	admitted := false
+	defer func() {
+		s.answers[ep][statusSlot(status)].Add(1)
+		if admitted { // after the count, so that a caller who sees none in flight sees it
+			s.inFlight.Add(-1)
+		}
+	}()
 	if !s.admit() {
 		s.faults.overConcurrency.Add(1)
-		s.writeRetry(w, h, s.overBody)
+		status = s.writeRetry(w, h, s.overBody)
 		return
 	}
-	defer s.inFlight.Add(-1)
-	if s.anyFault && s.injectFault(w, r, h, uint64(n)) {
-		return
+	admitted = true
+	if s.anyFault {
+		var faulted bool
+		if status, faulted = s.injectFault(w, r, h, uint64(n)); faulted {
+			return
+		}
 	}
 
 	bp := bufPool.Get().(*[]byte)
@@ -316,6 +363,7 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, h http.
 			e = &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error",
 				message: "The request body is larger than the simulator's limit of 32 MiB."}
 		}
+		status = e.status
 		writeError(w, h, e)
 		return
 	}
@@ -348,13 +396,25 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, h http.
 	}
 	if e != nil {
 		s.invalid.Add(1)
+		status = e.status
 		writeBody(w, h, e.status, jsonType, appendError(out[:0], e))
 		return
 	}
-	if !s.wait(r.Context(), tokens) {
+	if s.pool != nil {
+		switch s.pool.serve(r.Context(), s.latency, float64(tokens)) {
+		case poolFull:
+			s.faults.queueFull.Add(1)
+			status = s.writeRetry(w, h, s.queueBody)
+			return
+		case poolCanceled:
+			s.canceled.Add(1)
+			return
+		}
+	} else if !s.wait(r.Context(), tokens) {
 		s.canceled.Add(1)
 		return
 	}
+	status = http.StatusOK
 	writeBody(w, h, http.StatusOK, jsonType, out)
 	s.completed.Add(1)
 }
@@ -385,10 +445,11 @@ func (s *Server) admit() bool {
 }
 
 // injectFault draws the faults of the n-th inference request, in order reset, hang,
-// 429, 500, and acts out the one drawn. It returns false when none was drawn. The draws
-// come from a PCG seeded with the Server's seed and n, so they need no lock and the
-// sequence depends only on the seed and the order requests arrive in.
-func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, h http.Header, n uint64) bool {
+// 429, 500, and acts out the one drawn. It returns false when none was drawn, and the
+// status it answered (0 for none). The draws come from a PCG seeded with the Server's
+// seed and n, so they need no lock and the sequence depends only on the seed and the
+// order requests arrive in.
+func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, h http.Header, n uint64) (status int, faulted bool) {
 	var p rand.PCG
 	p.Seed(s.seedHi, mix64(n))
 	reset, hang, limited, fail := unit(p.Uint64()), unit(p.Uint64()), unit(p.Uint64()), unit(p.Uint64())
@@ -405,14 +466,15 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, h http.Head
 		<-r.Context().Done()
 	case limited < s.limited:
 		s.faults.rateLimited.Add(1)
-		s.writeRetry(w, h, s.limitBody)
+		status = s.writeRetry(w, h, s.limitBody)
 	case fail < s.fail:
 		s.faults.serverError.Add(1)
-		writeBody(w, h, http.StatusInternalServerError, jsonType, s.failBody)
+		status = http.StatusInternalServerError
+		writeBody(w, h, status, jsonType, s.failBody)
 	default:
-		return false
+		return 0, false
 	}
-	return true
+	return status, true
 }
 
 // resetConn closes the client's connection without an answer: with a TCP RST where the
@@ -457,10 +519,12 @@ func (s *Server) wait(ctx context.Context, tokens int) bool {
 	}
 }
 
-func (s *Server) writeRetry(w http.ResponseWriter, h http.Header, body []byte) {
+// writeRetry answers 429 with Retry-After, and returns the status.
+func (s *Server) writeRetry(w http.ResponseWriter, h http.Header, body []byte) int {
 	h["Retry-After"] = s.retryAfter
 	h["Retry-After-Ms"] = s.retryAfterMS
 	writeBody(w, h, http.StatusTooManyRequests, jsonType, body)
+	return http.StatusTooManyRequests
 }
 
 func writeError(w http.ResponseWriter, h http.Header, e *apiError) {
