@@ -5,6 +5,7 @@
 //	sluice serve [--addr 127.0.0.1:8080] [--data ./sluice-data] [--config sluice.yaml]
 //	sluice serve --upstream http://127.0.0.1:8000/v1 --deployment NAME [--upstream-model M]
 //	sluice sim --addr 127.0.0.1:9000 [--latency 150ms] [--max-concurrency 8] ...
+//	sluice sim load --url http://127.0.0.1:9000/v1 --rate 50 --duration 30s
 //	sluice files|batches|deployments <command> [--url URL] [--api-key KEY] ...
 //	sluice run input.jsonl -o output.jsonl [--errors errors.jsonl]
 package main
@@ -44,6 +45,7 @@ const usage = `usage: sluice <command> [flags]
 commands:
   serve        run the API and the engine (default: SQLite and files under ./sluice-data)
   sim          run the simulated OpenAI-compatible model server alone
+  sim load     send an online load of chat completions to a server; print latencies
   version      print the version
 
   files        upload, list, get, download and delete files on a server
@@ -70,6 +72,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return runServe(ctx, args[2:], getenv, stdout, stderr)
 	case "sim":
+		if len(args) > 2 && args[2] == "load" {
+			return runSimLoad(ctx, args[3:], stdout, stderr)
+		}
 		return runSim(ctx, args[2:], stdout, stderr)
 	case "files", "batches", "deployments", "run":
 		return runCLI(ctx, args[1:], getenv, stdout, stderr)
