@@ -195,6 +195,12 @@ const (
 	WindowExpire WindowPolicy = "expire"
 )
 
+// TokenBounds are a default and a ceiling for the tokens a line may generate.
+type TokenBounds struct {
+	Default int
+	Max     int
+}
+
 // Deployment is a named batch deployment: what a line's body.model names.
 type Deployment struct {
 	Name  string
@@ -208,6 +214,10 @@ type Deployment struct {
 	// InputFormats are the kinds of input its model accepts: "text", and "image" when
 	// it takes images.
 	InputFormats []string
+	// MaxTokens bounds what its lines may generate: Default is set on a line that names
+	// no limit, Max caps one that names more (0: neither). A line with no limit can
+	// generate until the model's context runs out.
+	MaxTokens TokenBounds
 	// WindowPolicy is what its batches do when their window ends with lines left; ""
 	// lets the route a batch was created on decide (BatchCreate.WindowPolicy).
 	WindowPolicy WindowPolicy

@@ -443,6 +443,13 @@ func (e *Engine) attempt(ctx context.Context, d *deployment, c *upstream.Client,
 		t.outcome = upstream.Idle
 		return finish(false, jsonl.AppendError((*t.res.out)[:0], t.id, j.req.CustomID, "invalid_request", "The request line could not be read: "+err.Error()))
 	}
+	if mt := d.MaxTokens; mt.Default > 0 || mt.Max > 0 {
+		if tf, ok := jsonl.TokenFields[j.run.endpoint]; ok {
+			if limited, _, err := jsonl.LimitTokens(body, tf.Fields, tf.Add, mt.Default, mt.Max); err == nil {
+				body = limited
+			}
+		}
+	}
 	actx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
 	start := time.Now()
 	resp, err := c.Do(actx, j.run.path, body, w.answer)

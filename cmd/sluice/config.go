@@ -61,6 +61,12 @@ type DeploymentConfig struct {
 	// WindowPolicy is what a batch past its 24 h window does: continue (Azure OpenAI)
 	// or expire (OpenAI). Unset, it follows the route the batch was created on.
 	WindowPolicy string `yaml:"window_policy"`
+	// MaxTokens sets max_tokens (max_output_tokens for responses) on lines that name
+	// none (default) and caps lines that name more (max).
+	MaxTokens struct {
+		Default int `yaml:"default"`
+		Max     int `yaml:"max"`
+	} `yaml:"max_tokens"`
 	// EnqueuedTokenLimit is a number ("200000000", "200M", "1.5B", "90K"), "default"
 	// for the product's default for the model, or unset for no limit.
 	EnqueuedTokenLimit TokenLimit `yaml:"enqueued_token_limit"`
@@ -289,6 +295,9 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("deployments[%d].endpoints: %q is not one of %s", i, ep, strings.Join(sluice.Endpoints, ", "))
 			}
 		}
+		if d.MaxTokens.Default < 0 || d.MaxTokens.Max < 0 || (d.MaxTokens.Max > 0 && d.MaxTokens.Default > d.MaxTokens.Max) {
+			return fmt.Errorf("deployments[%d].max_tokens: default and max must be positive, default at most max", i)
+		}
 		switch sluice.WindowPolicy(d.WindowPolicy) {
 		case "", sluice.WindowContinue, sluice.WindowExpire:
 		default:
@@ -380,7 +389,8 @@ func (c *Config) domain() []sluice.Deployment {
 	var out []sluice.Deployment
 	for _, d := range c.Deployments {
 		dep := sluice.Deployment{Name: d.Name, Type: d.typ(), Zone: d.Zone, Model: d.Model, Encoding: d.Encoding,
-			InputFormats: d.InputFormats, WindowPolicy: sluice.WindowPolicy(d.WindowPolicy)}
+			InputFormats: d.InputFormats, WindowPolicy: sluice.WindowPolicy(d.WindowPolicy),
+			MaxTokens: sluice.TokenBounds{Default: d.MaxTokens.Default, Max: d.MaxTokens.Max}}
 		for _, ep := range d.Endpoints {
 			dep.Endpoints = append(dep.Endpoints, jsonl.NormalizeEndpoint(ep))
 		}
