@@ -20,8 +20,8 @@ import (
 	"github.com/sluice-batch/sluice"
 	"github.com/sluice-batch/sluice/engine"
 	"github.com/sluice-batch/sluice/httpapi"
-	"github.com/sluice-batch/sluice/sim"
 	"github.com/sluice-batch/sluice/postgres"
+	"github.com/sluice-batch/sluice/sim"
 	"github.com/sluice-batch/sluice/sqlite"
 	"github.com/sluice-batch/sluice/upstream"
 )
