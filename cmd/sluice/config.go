@@ -171,6 +171,9 @@ type UpstreamConfig struct {
 	MaxConcurrency int    `yaml:"max_concurrency"`
 	// MinConcurrency, below max_concurrency, makes the limit adapt between the two.
 	MinConcurrency int `yaml:"min_concurrency"`
+	// Zone is the data zone the server runs in (e.g. us, eu): a datazone deployment
+	// uses only upstreams of its own zone.
+	Zone string `yaml:"zone"`
 }
 
 // EngineConfig tunes the engine; zero values keep its defaults.
@@ -289,6 +292,18 @@ func (c *Config) Validate() error {
 		}
 		if d.Zone != "" && d.typ() != "datazone" {
 			return fmt.Errorf("deployments[%d].zone is set, but only a datazone deployment has a zone", i)
+		}
+		if d.typ() == "datazone" {
+			// Its lines must not leave its zone: every upstream is in it, so that when
+			// they are all down the batches wait rather than go elsewhere.
+			if d.Zone == "" {
+				return fmt.Errorf("deployments[%d].zone is required for a datazone deployment", i)
+			}
+			for j, u := range d.Upstreams {
+				if u.Zone != d.Zone {
+					return fmt.Errorf("deployments[%d].upstreams[%d].zone is %q; a datazone deployment in %q uses only upstreams in its zone", i, j, u.Zone, d.Zone)
+				}
+			}
 		}
 		for _, ep := range d.Endpoints {
 			if jsonl.NormalizeEndpoint(ep) == "" {
