@@ -54,7 +54,8 @@ func (e *Engine) checkBlobMode(c sluice.BatchCreate) error {
 }
 
 func paramOf(err error, param string) error {
-	if se, ok := err.(*sluice.Error); ok && se.Param == "" {
+	var se *sluice.Error
+	if errors.As(err, &se) && se.Param == "" {
 		c := *se
 		c.Param = param
 		return &c

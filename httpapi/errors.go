@@ -76,6 +76,11 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		// Azure's error shape requires a code from its ErrorCode list.
 		body.Code = nullable(azureCodes[sluice.ErrorKind(err)])
 	}
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		// Something the server depends on did not answer (blob storage, say): the
+		// request may work shortly.
+		w.Header().Set("Retry-After", "10")
+	}
 	if status == http.StatusConflict {
 		// The official SDKs retry 409 by default; a conflict here (cancel an ended
 		// batch, delete a running batch's input) answers the same on every try.
