@@ -28,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,7 +165,7 @@ func chaos(o options) (*report, error) {
 	rng := rand.New(rand.NewPCG(o.seed, o.seed^0x5eed))
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	rep := &report{start: time.Now(), allow: map[string]bool{}}
+	rep := &report{start: time.Now(), allow: map[string]bool{}, loadStart: loadAvg()}
 	for _, id := range strings.Split(o.allow, ",") {
 		if id = strings.TrimSpace(id); id != "" {
 			rep.allow[id] = true
@@ -322,7 +323,10 @@ func chaos(o options) (*report, error) {
 		case !rep.slow.start.IsZero() && rep.slow.end.IsZero() && slowCtx.Err() != nil:
 			rep.slow.end = now
 		}
-		if len(rep.kills) < len(fracs) && done >= fracs[len(rep.kills)] {
+		// No kill cuts the slow-body attack short: each slow request gets the whole of
+		// --stall-timeout and more to be cut off by a live server.
+		slowRunning := !rep.slow.start.IsZero() && rep.slow.end.IsZero()
+		if len(rep.kills) < len(fracs) && done >= fracs[len(rep.kills)] && !slowRunning {
 			time.Sleep(time.Duration(rng.Int64N(int64(500 * time.Millisecond))))
 			if v := pr.view(); terminal(v.status) {
 				continue
@@ -350,6 +354,9 @@ func chaos(o options) (*report, error) {
 			w.end = now
 		}
 	}
+
+	// The simulator's own counts, to hold the proxy's against.
+	simStats, simErr := readSimStats(sim.URL)
 
 	// One more kill right after the batch completed: what is finished stays finished.
 	if err := srv.kill(); err != nil {
@@ -402,15 +409,43 @@ func chaos(o options) (*report, error) {
 	classify(calls, tl)
 	rep.acct = account(calls, rep.results, params{lines: o.lines, maxAttempts: o.maxAttempts, concurrency: o.concurrency,
 		retryAfter: o.retryAfter, backoffBase: o.backoffBase, requestTimeout: o.reqTimeout}, tl)
+	rep.simStats, rep.simErr = simStats, simErr
 	rep.logs = scanLogs(o.out)
+	if err := writePolls(filepath.Join(o.out, "polls.csv"), rep.polls, rep.batchStart); err != nil {
+		return rep, err
+	}
 	if err := writeCalls(filepath.Join(o.out, "calls.csv"), calls, rep.batchStart); err != nil {
 		return rep, err
 	}
 	if err := writeProbes(filepath.Join(o.out, "probes.csv"), rep.probes, tl, rep); err != nil {
 		return rep, err
 	}
+	rep.loadEnd = loadAvg()
 	rep.evaluate(o, tl)
 	return rep, nil
+}
+
+// simStats are the counters the simulator serves at /stats.
+type simStats struct {
+	Requests  int64 `json:"requests"`
+	Completed int64 `json:"completed"`
+	Canceled  int64 `json:"canceled"`
+	Faults    struct {
+		ServerError int64 `json:"server_error"`
+		RateLimited int64 `json:"rate_limited"`
+		Hang        int64 `json:"hang"`
+		Reset       int64 `json:"reset"`
+	} `json:"faults"`
+}
+
+// readSimStats reads the simulator's counters; simURL is its /v1 base URL.
+func readSimStats(simURL string) (*simStats, error) {
+	var s simStats
+	url := strings.TrimSuffix(simURL, "/v1") + "/stats"
+	if _, err := getJSON(context.Background(), &http.Client{Timeout: 10 * time.Second}, url, &s); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	return &s, nil
 }
 
 func terminal(status string) bool {
@@ -520,6 +555,19 @@ func scanLogs(dir string) logCounts {
 		}
 	}
 	return lc
+}
+
+// loadAvg returns the machine's load averages over 1, 5 and 15 minutes, from /proc.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // machine describes where the run ran.

@@ -53,7 +53,11 @@ type report struct {
 	slowResults          []slowResult
 	results              *results
 	acct                 *accounting
+	simStats             *simStats
+	simErr               error
 	logs                 logCounts
+
+	loadStart, loadEnd string // the machine's load averages
 
 	allow  map[string]bool // ids of checks whose failure does not fail the run
 	rows   []row
@@ -96,6 +100,18 @@ func (r *report) evaluate(o options, tl timeline) {
 		"total %d, completed %d, failed %d", rc.Total, rc.Completed, rc.Failed)
 	r.check("answers", "each result is what the simulator answered that line's last call", a.outputUnseen+a.errorUnseen+a.noCalls == 0,
 		"%d output and %d error lines differ; %d results of lines never sent", a.outputUnseen, a.errorUnseen, a.noCalls)
+	if s := r.simStats; s != nil {
+		b := a.byOutcome
+		ok := s.Requests == int64(a.calls) && s.Completed == int64(b[outOK]) && s.Faults.ServerError == int64(b[outFail]) &&
+			s.Faults.RateLimited == int64(b[outBusy]) && s.Faults.Reset == int64(b[outReset]) &&
+			s.Faults.Hang+s.Canceled == int64(b[outTimeout]+b[outKilled])
+		r.check("proxy", "the proxy's counts are the simulator's (/stats)", ok,
+			"simulator: %d requests, %d answered 200, %d 500, %d 429, %d reset, %d hung and %d cancelled; proxy: %d, %d, %d, %d, %d, %d unanswered",
+			s.Requests, s.Completed, s.Faults.ServerError, s.Faults.RateLimited, s.Faults.Reset, s.Faults.Hang, s.Canceled,
+			a.calls, b[outOK], b[outFail], b[outBusy], b[outReset], b[outTimeout]+b[outKilled])
+	} else {
+		r.goal("proxy", "the proxy's counts are the simulator's (/stats)", false, "not compared: %v", r.simErr)
+	}
 	r.check("error-status", "error lines have the simulator's status", a.errorUnseen == 0, "%s", kinds(res.errorKinds))
 	r.check("error-attempts", "a line fails only after max_attempts failed calls", a.errorEarly == 0,
 		"%d error lines with fewer than %d failed calls in their last process", a.errorEarly, o.maxAttempts)
@@ -247,7 +263,8 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float
 func (r *report) print(w io.Writer, o options) {
 	fmt.Fprintf(w, "### %d lines, %d kills (seed %d)\n\n", o.lines, o.kills, o.seed)
 	fmt.Fprintf(w, "Command: `go run ./test/chaos %s`  \n", strings.Join(os.Args[1:], " "))
-	fmt.Fprintf(w, "Machine: %s; %s.  \n", machine(), time.Now().Format("2006-01-02"))
+	fmt.Fprintf(w, "Machine: %s; %s; load average %s at the start, %s at the end.  \n",
+		machine(), time.Now().Format("2006-01-02"), r.loadStart, r.loadEnd)
 	fmt.Fprintf(w, "Simulator: latency %s, 500 %g, 429 %g (Retry-After %s), hang %g, reset %g. Engine: max_attempts %d, backoff %s to %s, request_timeout %s, max_concurrency %d.  \n",
 		o.latency, o.failRate, o.limitRate, o.retryAfter, o.hangRate, o.resetRate, o.maxAttempts, o.backoffBase, o.backoffMax, o.reqTimeout, o.concurrency)
 	fmt.Fprintf(w, "`sluice serve %s`  \n", strings.Join(r.serveArgs, " "))
@@ -391,3 +408,40 @@ func writeCalls(path string, calls []call, t0 time.Time) error {
 	}
 	return f.Close()
 }
+
+// writePolls writes the pollers' latency second by second from the batch's create:
+// requests, those without a 200, p50, p99 and max.
+func writePolls(path string, polls []sample, t0 time.Time) error {
+	bySecond := map[int64][]sample{}
+	for _, s := range polls {
+		sec := int64(s.at.Sub(t0) / time.Second)
+		bySecond[sec] = append(bySecond[sec], s)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(f)
+	fmt.Fprintln(bw, "second,requests,without_200,p50_ms,p99_ms,max_ms")
+	for _, sec := range slices.Sorted(maps.Keys(bySecond)) {
+		var lat []time.Duration
+		errs := 0
+		for _, s := range bySecond[sec] {
+			if s.status != 200 {
+				errs++
+				continue
+			}
+			lat = append(lat, s.lat)
+		}
+		slices.Sort(lat)
+		fmt.Fprintf(bw, "%d,%d,%d,%.1f,%.1f,%.1f\n", sec, len(bySecond[sec]), errs,
+			msf(harness.Percentile(lat, 50)), msf(harness.Percentile(lat, 99)), msf(harness.Percentile(lat, 100)))
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
