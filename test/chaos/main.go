@@ -313,7 +313,7 @@ func chaos(o options) (*report, error) {
 			go idle.run(idleCtx, o.idleConns)
 		case !rep.fd.start.IsZero() && rep.fd.end.IsZero() && idleCtx.Err() != nil:
 			rep.fd.end = now
-		case !rep.fd.end.IsZero() && rep.slow.start.IsZero() && done >= 0.45:
+		case !rep.fd.end.IsZero() && rep.slow.start.IsZero() && done >= 0.45 && now.Sub(rep.fd.end) >= attackTail:
 			var stop context.CancelFunc
 			slowCtx, stop = context.WithTimeout(loadCtx, o.attackTime)
 			stops = append(stops, stop)
@@ -447,6 +447,10 @@ func readSimStats(simURL string) (*simStats, error) {
 	}
 	return &s, nil
 }
+
+// attackTail is how long after an attack its effects are still its own: closing
+// thousands of connections at once takes the server a while.
+const attackTail = 2 * time.Second
 
 func terminal(status string) bool {
 	switch status {
