@@ -251,7 +251,7 @@ func (a *accounting) lineCalls(line int, cs []call, p params, kill func(int) *ki
 			continue
 		}
 		prev := cs[i-1]
-		gap := c.start.Sub(prev.end)
+		gap := c.start.Sub(giveUp(prev, p))
 		switch {
 		case prev.life == c.life && prev.out == outOK:
 			a.dupSameLife++
@@ -348,6 +348,16 @@ func (a *accounting) lineResult(line int, cs []call, r *result, p params) {
 	}
 }
 
+// giveUp returns when sluice was done with a call: its end, but for a call sluice
+// gave up on, at the latest its start and the request timeout. The proxy notices
+// that the caller went away a little later, more so when the machine is busy.
+func giveUp(c call, p params) time.Time {
+	if e := c.start.Add(p.requestTimeout); c.out == outTimeout && e.Before(c.end) {
+		return e
+	}
+	return c.end
+}
+
 // maxInFlight returns the most calls one process had at the simulator at once. A call
 // sluice gave up on ends, for sluice, at its request timeout; one a kill cut off, at
 // the kill.
@@ -358,12 +368,8 @@ func maxInFlight(calls []call, p params, tl timeline) int {
 	}
 	byLife := map[int][]event{}
 	for _, c := range calls {
-		end := c.end
+		end := giveUp(c, p)
 		switch c.out {
-		case outTimeout:
-			if e := c.start.Add(p.requestTimeout); e.Before(end) {
-				end = e
-			}
 		case outKilled:
 			if k := tl.killOf(c.life); k.Before(end) {
 				end = k

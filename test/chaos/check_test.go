@@ -135,6 +135,20 @@ func TestAccount(t *testing.T) {
 			},
 		},
 		{
+			name: "retry-after-a-timeout-noticed-late",
+			calls: []call{
+				// sluice gave up at 2 s and waited 150 ms; the proxy noticed at 2.1 s
+				{line: 0, life: 0, start: at(0), end: at(2100), out: outTimeout, gaveUp: true},
+				c(0, 2150, 2250, outOK, "b"),
+			},
+			res: output("b"),
+			check: func(t *testing.T, a *accounting) {
+				if a.gapFailShort != 0 || a.gapFail != 150*time.Millisecond {
+					t.Errorf("got %d short waits, shortest %s; want 0, 150ms", a.gapFailShort, a.gapFail)
+				}
+			},
+		},
+		{
 			name:  "over-max-attempts",
 			calls: []call{c(0, 0, 100, outFail, "a"), c(0, 400, 500, outFail, "b"), c(0, 900, 1000, outFail, "c"), c(0, 2000, 2100, outFail, "d")},
 			res:   failed(500, "d"),
