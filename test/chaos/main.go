@@ -27,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -37,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sluice-batch/sluice/bench/harness"
@@ -121,6 +123,11 @@ func run() error {
 	}
 	if o.lines < 100 || o.kills < 0 || o.pollers < 1 || o.pollerKeys < 1 || o.concurrency < 1 || o.maxAttempts < 1 {
 		return errors.New("want -lines >= 100, -kills >= 0, and at least one poller, poller key, concurrency and attempt")
+	}
+	// The harness holds a connection per poller and per idle connection of the
+	// attack, besides the slow ones and the proxy's.
+	if need := uint64(o.pollers + o.idleConns + o.slowBodies + 4*o.concurrency + 512); fdLimit() < need {
+		return fmt.Errorf("the open-file limit is %d; this run needs about %d: raise it (ulimit -n) or lower -pollers, -idle-conns or -slow-bodies", fdLimit(), need)
 	}
 	if o.seed == 0 {
 		o.seed = uint64(time.Now().UnixNano())
@@ -559,6 +566,16 @@ func scanLogs(dir string) logCounts {
 		}
 	}
 	return lc
+}
+
+// fdLimit returns the most files this process may open: the hard limit, to which
+// the Go runtime raises the soft one at start.
+func fdLimit() uint64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return math.MaxUint64 // unknown: let the run find out
+	}
+	return l.Cur
 }
 
 // loadAvg returns the machine's load averages over 1, 5 and 15 minutes, from /proc.
