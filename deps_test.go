@@ -34,11 +34,13 @@ var allowed = map[string][]string{
 	"upstream":             {"."},
 
 	// The benchmarks drive the binary from outside; they share only their harness.
-	"bench/harness":    nil,
-	"bench/blob1g":     {"bench/harness"},
-	"bench/reads":      {"bench/harness"},
-	"bench/throughput": {"bench/harness"},
-	"bench/upload":     {"bench/harness"},
+	"bench/harness":       nil,
+	"bench/blob1g":        {"bench/harness"},
+	"bench/interference":  {"bench/harness"},
+	"bench/upstreambound": {"bench/harness"},
+	"bench/reads":         {"bench/harness"},
+	"bench/throughput":    {"bench/harness"},
+	"bench/upload":        {"bench/harness"},
 }
 
 // outside lists module-external imports each package may have beyond the standard library.
