@@ -259,6 +259,14 @@ type guard struct {
 	// for them.
 	winBytes int64
 	winTime  time.Duration
+	eof      bool // the whole body was read
+}
+
+// unread reports whether the request has a body not read to its end.
+func (g *guard) unread() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.body != nil && !g.eof
 }
 
 // errTooSlow and errStalled are what a guard's Read returns for a body that comes
@@ -318,6 +326,7 @@ func (g *guard) Read(p []byte) (int, error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, io.EOF):
+		g.eof = true
 		// The whole body is read. net/http now reads on in the background to see the
 		// client go, and that read must not meet the deadline.
 		_ = g.rc.SetReadDeadline(time.Time{})
@@ -376,9 +385,17 @@ func (s *Server) guardRequests(next http.Handler) http.Handler {
 			return
 		}
 		// net/http flushes what is buffered after the handler returns: that write gets
-		// a deadline too.
-		defer func() { _ = rc.SetWriteDeadline(l.now().Add(stall)) }()
-		next.ServeHTTP(&guardWriter{ResponseWriter: w, rc: rc, stall: stall, chunk: chunk, now: l.now}, r)
+		// a deadline too. And when the handler answered without reading the body (a
+		// 401, a 429, a 404), net/http reads what is left of a small body before it
+		// answers: that read gets one, or a client that never sends the body it
+		// announced would hold the connection, and a goroutine, for good.
+		defer func() {
+			_ = rc.SetWriteDeadline(l.now().Add(stall))
+			if g.unread() {
+				_ = rc.SetReadDeadline(l.now().Add(stall))
+			}
+		}()
+		next.ServeHTTP(&guardWriter{ResponseWriter: w, rc: rc, stall: stall, chunk: chunk, now: l.now, g: g}, r)
 	})
 }
 
@@ -391,9 +408,27 @@ type guardWriter struct {
 	stall time.Duration
 	chunk int
 	now   func() time.Time
+	g     *guard
+	wrote bool
+}
+
+// WriteHeader answers with Connection: close when the handler left the request's body
+// unread (a 401, a 429): net/http would otherwise read the rest of a small body before
+// it answers, and a client that never sends the body it announced would get no answer.
+func (w *guardWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		if w.g != nil && w.g.unread() {
+			w.Header().Set("Connection", "close")
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *guardWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
 	n := 0
 	for len(p) > 0 {
 		c := min(len(p), w.chunk)
@@ -411,6 +446,9 @@ func (w *guardWriter) Write(p []byte) (int, error) {
 // ReadFrom copies src in chunks through the ResponseWriter's own ReadFrom, which
 // sends a file's bytes with sendfile.
 func (w *guardWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
 	var total int64
 	for {
 		_ = w.rc.SetWriteDeadline(w.now().Add(w.stall))

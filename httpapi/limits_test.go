@@ -623,3 +623,26 @@ func TestListenerCloseEndsAWaitingAccept(t *testing.T) {
 		t.Fatal("Accept still waits after Close")
 	}
 }
+
+// A request refused before its body is read (here a 401) whose client never sends the
+// body it announced is cut off after the stall timeout: it does not hold its
+// connection, and the server goes on answering.
+func TestRefusedRequestWithoutItsBodyIsCutOff(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, httpapi.Options{APIKeys: []string{"k"}, Limits: httpapi.Limits{StallTimeout: 200 * time.Millisecond, MinRate: -1}})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(b.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000\r\n\r\n")
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a request whose body never came: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("status %d, want 401", resp.StatusCode)
+	}
+}
