@@ -8,7 +8,9 @@ import (
 )
 
 // Gate decides when a request may go to one upstream: at most Limit in flight, and
-// none while the upstream is down but one probe at a time, with backoff.
+// none while the upstream is down but one probe at a time, with backoff, and none
+// before the Retry-After (at most a minute) of a 429 or 503: a rate limit or a busy
+// server applies to every request, not only the one it answered.
 //
 // Health. Failures that say nothing about the line (connection errors, timeouts, 5xx)
 // in a row, with no success between, mark the upstream down after DownAfter of them.
@@ -43,7 +45,7 @@ type Gate struct {
 	probing   bool
 	probeWait time.Duration
 	nextProbe time.Time
-	pauseTill time.Time // a 503's Retry-After: nothing is sent before it
+	pauseTill time.Time // a 429's or 503's Retry-After: nothing is sent before it
 
 	// latency, in seconds per (output token + 1)
 	floor   float64 // smallest seen, drifting up
