@@ -37,6 +37,7 @@ var allowed = map[string][]string{
 	"bench/harness":       nil,
 	"bench/blob1g":        {"bench/harness"},
 	"bench/interference":  {"bench/harness"},
+	"test/chaos":          {"bench/harness"},
 	"bench/upstreambound": {"bench/harness"},
 	"bench/reads":         {"bench/harness"},
 	"bench/throughput":    {"bench/harness"},
