@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"math"
+	"math/bits"
 	"sync"
 	"time"
 )
@@ -20,11 +21,16 @@ import (
 // Limit. With Floor < Ceiling the limit adapts, AIMD with a latency signal, as TCP does
 // with loss and as delay-based schemes do with queueing: it starts at Floor and grows
 // by one per success ("slow start") until the first sign of congestion; from then on it
-// grows by one per Limit successes (one per round trip) while latency per output token
-// stays within Tolerance of its floor, and shrinks: by Backoff on 429, 503 or a timeout,
-// and by a tenth when latency rises past the tolerance, at most once per round trip
-// each. The latency floor is the smallest latency per output token seen, drifting up
-// slowly so that a server that became slower for good is not chased forever. AIMD
+// grows by one per Limit successes (one per round trip) while latency stays within
+// Tolerance of its floor, and shrinks: by Backoff on 429, 503 or a timeout, and by a
+// tenth when latency rises past the tolerance, at most once per round trip each.
+// Latency is compared within classes of answer length (output tokens by powers of
+// two), each with its own floor, the smallest round trip seen in it: a long answer is
+// slow without any congestion, and dividing by its length would instead make short
+// answers look congested wherever a server's time does not grow with length. A floor
+// drifts up toward what it sees over about a minute, by time and not by count, so that
+// a server that became slower for good is not chased forever, while a congestion of a
+// few seconds is not mistaken for the new normal. AIMD
 // rather than a gradient scheme: it needs no estimate of the queue, converges to a fair
 // share when several Sluice processes share an upstream, and its one decision per
 // signal is easy to reason about and test. With Floor == Ceiling the limit is fixed.
@@ -48,8 +54,9 @@ type Gate struct {
 	pauseTill time.Time // a 429's or 503's Retry-After: nothing is sent before it
 
 	// latency, in seconds per (output token + 1)
-	floor   float64 // smallest seen, drifting up
-	smooth  float64 // EWMA
+	floors  [18]float64 // per class of answer length: the smallest round trip, drifting up
+	ratio   float64     // EWMA of round trip over its class's floor
+	lastObs time.Time
 	rtt     float64 // EWMA of whole requests' time, seconds
 	lastCut time.Time
 }
@@ -233,7 +240,7 @@ func (g *Gate) Release(probe bool, o Outcome, rtt time.Duration, tokens int, ret
 			} else {
 				g.rtt += (rtt.Seconds() - g.rtt) * 0.1
 			}
-			g.observe(now, rtt.Seconds()/float64(tokens+1))
+			g.observe(now, rtt.Seconds(), tokens)
 		}
 		return
 	case Overloaded:
@@ -261,23 +268,31 @@ func (g *Gate) Release(probe bool, o Outcome, rtt time.Duration, tokens int, ret
 	}
 }
 
-// observe takes a success's latency sample and grows the limit unless latency says the
-// upstream queues.
-func (g *Gate) observe(now time.Time, sample float64) {
-	if g.floor == 0 || sample < g.floor {
-		g.floor = sample
-	} else {
-		g.floor += (sample - g.floor) * 0.001 // drift up slowly
+// floorDrift is about how long a floor takes to rise to what it sees.
+const floorDrift = time.Minute
+
+// observe takes a success's round trip and output tokens, and grows the limit unless
+// latency says the upstream queues.
+func (g *Gate) observe(now time.Time, rtt float64, tokens int) {
+	class := min(bits.Len(uint(max(tokens, 0))), len(g.floors)-1)
+	f := &g.floors[class]
+	switch {
+	case *f == 0 || rtt < *f:
+		*f = rtt
+	case !g.lastObs.IsZero():
+		*f += (rtt - *f) * min(1, now.Sub(g.lastObs).Seconds()/floorDrift.Seconds())
 	}
-	if g.smooth == 0 {
-		g.smooth = sample
+	g.lastObs = now
+	r := rtt / *f
+	if g.ratio == 0 {
+		g.ratio = r
 	} else {
-		g.smooth += (sample - g.smooth) * 0.1
+		g.ratio += (r - g.ratio) * 0.1
 	}
 	if !g.Adaptive() {
 		return
 	}
-	if g.smooth > g.floor*g.cfg.Tolerance {
+	if g.ratio > g.cfg.Tolerance {
 		g.slowDone = true
 		if now.Sub(g.lastCut) >= g.roundTrip() {
 			g.lastCut = now

@@ -180,3 +180,31 @@ func TestGateAdaptiveLimit(t *testing.T) {
 		t.Fatalf("after many 429s: limit %d, want the floor 2", got)
 	}
 }
+
+// Answers of different lengths are compared within their length class: a server
+// whose time does not grow with length (short answers not slower per token), and one
+// whose long answers take long, are no congestion, and the limit grows to its ceiling.
+func TestGateLatencyByAnswerLength(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		rtt  func(tokens int) time.Duration
+	}{
+		{"flat", func(int) time.Duration { return 50 * time.Millisecond }},
+		{"proportional", func(tokens int) time.Duration { return time.Duration(10+tokens) * time.Millisecond }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+			g := upstream.NewGate(upstream.GateConfig{Floor: 1, Ceiling: 64, Now: clock.Now})
+			for i := range 3000 {
+				tokens := []int{5, 16, 300, 9, 1000}[i%5]
+				g.Acquire(context.Background())
+				g.Release(false, upstream.Success, tc.rtt(tokens), tokens, 0)
+				clock.Add(time.Millisecond)
+			}
+			if got := g.Limit(); got != 64 {
+				t.Errorf("limit %d after 3,000 answers at an unchanging pace, want the ceiling 64", got)
+			}
+		})
+	}
+}
