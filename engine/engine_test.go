@@ -474,20 +474,7 @@ func TestStartMarksInterruptedUploads(t *testing.T) {
 func TestExpiredFilesAreDeleted(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	bucket := blob.NewMem()
-	var mu sync.Mutex
-	now := time.Unix(1_800_000_000, 0)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	eng, err := engine.New(store, bucket, []sluice.Deployment{{Name: "dep", Upstreams: []sluice.Upstream{{BaseURL: "http://127.0.0.1:1/v1"}}}},
-		&engine.Options{NowFunc: clock, PollInterval: 5 * time.Millisecond, SweepInterval: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, store, bucket, advance := newClockEngine(t)
 	keep, err := eng.UploadFile(ctx, sluice.FileUpload{Filename: "keep.jsonl", Body: strings.NewReader(lines(1))})
 	if err != nil {
 		t.Fatal(err)
@@ -496,16 +483,14 @@ func TestExpiredFilesAreDeleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.UpdateFile(ctx, gone.ID, sluice.FileUpdate{ExpiresAt: sluice.Ptr(now.Add(time.Hour))}); err != nil {
+	if _, err := store.UpdateFile(ctx, gone.ID, sluice.FileUpdate{ExpiresAt: sluice.Ptr(time.Unix(1_800_000_000, 0).Add(time.Hour))}); err != nil {
 		t.Fatal(err)
 	}
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	defer eng.Stop(ctx)
-	mu.Lock()
-	now = now.Add(2 * time.Hour) // past gone's expiry
-	mu.Unlock()
+	advance(2 * time.Hour) // past gone's expiry
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, err := store.FindFileByID(ctx, gone.ID)

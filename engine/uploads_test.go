@@ -20,21 +20,7 @@ import (
 func TestUploadsExpireAndAreSwept(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	bucket := blob.NewMem()
-	var mu sync.Mutex
-	now := time.Unix(1_800_000_000, 0)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	eng, err := engine.New(store, bucket, []sluice.Deployment{{Name: "dep", Upstreams: []sluice.Upstream{{BaseURL: "http://127.0.0.1:1/v1"}}}},
-		&engine.Options{NowFunc: clock, PollInterval: 5 * time.Millisecond, SweepInterval: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, store, bucket, advance := newClockEngine(t)
 	content := lines(3)
 	create := func(ttl time.Duration) *sluice.Upload {
 		t.Helper()
@@ -104,4 +90,26 @@ func TestUploadsExpireAndAreSwept(t *testing.T) {
 	if _, err := store.FindFileByID(ctx, f.ID); err != nil {
 		t.Errorf("the completed upload's file: %v", err)
 	}
+}
+
+// newClockEngine returns an engine, not started, on a fresh SQLite store and memory
+// bucket, whose clock stands still until advance moves it; it sweeps every millisecond.
+func newClockEngine(t *testing.T) (*engine.Engine, *sqlite.Store, *blob.Mem, func(time.Duration)) {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	bucket := blob.NewMem()
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	eng, err := engine.New(store, bucket, []sluice.Deployment{{Name: "dep", Upstreams: []sluice.Upstream{{BaseURL: "http://127.0.0.1:1/v1"}}}},
+		&engine.Options{NowFunc: clock, PollInterval: 5 * time.Millisecond, SweepInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng, store, bucket, advance
 }
