@@ -27,7 +27,11 @@ func readMime(body []byte, boundary string) ([]formPartResult, bool) {
 	for {
 		p, err := mr.NextPart()
 		if err == io.EOF { // a wrapped io.EOF is an error: the body ended too soon
-			return out, bytes.HasPrefix(body, []byte(final)) || bytes.Contains(body, []byte("\n"+final))
+			// mime/multipart also ends with a plain io.EOF when the body stops inside
+			// a part's header: the end is clean only if the last boundary line is the
+			// final one.
+			last := bytes.LastIndex(body, []byte("--"+boundary))
+			return out, last >= 0 && bytes.HasPrefix(body[last:], []byte(final)) && (last == 0 || body[last-1] == '\n')
 		}
 		if err != nil {
 			return out, false
