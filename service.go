@@ -15,9 +15,9 @@ type Service interface {
 	// DeleteFile removes a file and its bytes. Returns KindNotFound, or KindConflict
 	// while a running batch reads it.
 	DeleteFile(ctx context.Context, id string) error
-	// ImportFile creates a file from the bytes of a blob (Azure's Files_Import), stored
-	// and scanned as an upload is.
-	ImportFile(ctx context.Context, url, filename string) (*File, error)
+	// ImportFile creates a file of project from the bytes of a blob (Azure's
+	// Files_Import), stored and scanned as an upload is.
+	ImportFile(ctx context.Context, url, filename, project string) (*File, error)
 	// FileContent opens the bytes of a file. Returns KindNotFound.
 	FileContent(ctx context.Context, id string) (*File, io.ReadCloser, error)
 	// CreateBatch admits a batch; it starts in StatusValidating. Returns KindInvalid
@@ -66,6 +66,7 @@ const (
 
 // UploadCreate holds the parameters of an upload create call.
 type UploadCreate struct {
+	Project  string // the project that will own the upload and its file
 	Filename string
 	Bytes    int64
 	MimeType string
@@ -77,6 +78,7 @@ type UploadCreate struct {
 
 // FileUpload is an upload as the API received it.
 type FileUpload struct {
+	Project  string // the project that will own the file
 	Filename string
 	Purpose  Purpose
 	Body     io.Reader
@@ -84,6 +86,9 @@ type FileUpload struct {
 
 // BatchCreate holds the parameters of a batch create call.
 type BatchCreate struct {
+	// Project will own the batch and its result files; its input file must be the
+	// project's too.
+	Project            string
 	InputFileID        string
 	Endpoint           string
 	CompletionWindow   string
@@ -115,6 +120,13 @@ type Admission struct {
 	// dynamic quota lends idle capacity; 0 means no limit.
 	Allowed  int64
 	Admitted bool // the batch was created, or, for a dry run, would be now
+	// Project is the batch's project and what its batches that are not terminal hold
+	// (after the call), beside its limits (0: none).
+	Project           string
+	ProjectTokens     int64
+	ProjectTokenLimit int64
+	ProjectBatches    int
+	ProjectBatchLimit int
 	// Problems are what validation would fail the batch with; a dry run reports them.
 	Problems []BatchError
 }

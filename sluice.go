@@ -46,6 +46,7 @@ const (
 // File is a stored file: an uploaded input or a batch's output or error file.
 type File struct {
 	ID            string
+	Project       string // the project that owns it; "" is DefaultProject
 	Bytes         int64
 	CreatedAt     time.Time
 	ExpiresAt     *time.Time
@@ -139,6 +140,7 @@ type BatchError struct {
 // Batch is a batch job.
 type Batch struct {
 	ID               string
+	Project          string // the project that owns it; "" is DefaultProject
 	Endpoint         string
 	InputFileID      string
 	CompletionWindow string
@@ -316,6 +318,11 @@ type Upstream struct {
 	// the two: it grows while the upstream keeps up and shrinks on 429, 503 and
 	// timeouts. Unset, the limit is MaxConcurrency.
 	MinConcurrency int
+	// MaxTokensOnly says the server bounds an answer by max_tokens alone and ignores
+	// max_completion_tokens (Ollama does): a chat line that names only
+	// max_completion_tokens is sent with max_tokens at the same value too. It is not the
+	// default because OpenAI's reasoning models refuse max_tokens.
+	MaxTokensOnly bool
 }
 
 // ChunkLines is how many request lines one chunk holds. Lines are leased a chunk at a

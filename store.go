@@ -29,13 +29,15 @@ type Store interface {
 
 	// CreateBatch inserts b. Returns KindConflict if the ID exists.
 	CreateBatch(ctx context.Context, b *Batch) error
-	// AdmitBatch inserts b, as CreateBatch does, if it fits its deployment's quota: if
-	// the tokens that b.Deployment's batches that are not terminal hold (their
-	// InputTokens), plus b.InputTokens, are at most limit, or limit is 0. Deciding and
-	// inserting are one step: concurrent admissions never pass the limit together. It
-	// returns the tokens the deployment holds afterwards, with b's when it was
-	// admitted, and whether it was.
-	AdmitBatch(ctx context.Context, b *Batch, limit int64) (held int64, admitted bool, err error)
+	// AdmitBatch inserts b, as CreateBatch does, if it fits its deployment's quota and
+	// its project's limits: the tokens that b.Deployment's batches that are not terminal
+	// hold (their InputTokens), plus b.InputTokens, are at most lim.Deployment; the
+	// tokens b.Project's batches that are not terminal hold, plus b's, at most
+	// lim.Project.EnqueuedTokens; and those batches, plus b, at most
+	// lim.Project.Batches (each 0: no limit). Deciding and inserting are one step:
+	// concurrent admissions never pass a limit together. The result says what the
+	// deployment and the project hold afterwards, with b when it was admitted.
+	AdmitBatch(ctx context.Context, b *Batch, lim AdmitLimits) (AdmitResult, error)
 	// EnqueuedTokens returns, for every deployment that has a batch that is not
 	// terminal, the input tokens those batches hold.
 	EnqueuedTokens(ctx context.Context) (map[string]int64, error)
@@ -157,6 +159,7 @@ type IdempotentRecord struct {
 
 // FileFilter selects files. Zero fields select everything.
 type FileFilter struct {
+	Project string // files of this project; "" for every project's
 	// Sources includes the files whose bytes are in a blob (File.Source); they are
 	// left out otherwise.
 	Sources bool
@@ -172,6 +175,27 @@ type FileFilter struct {
 	Asc      bool // oldest first; the default is newest first
 }
 
+// AdmitLimits are the limits AdmitBatch holds a batch to.
+type AdmitLimits struct {
+	Deployment int64 // enqueued tokens of the batch's deployment; 0: none
+	Project    ProjectLimits
+}
+
+// Fits reports whether a batch of tokens fits lim beside what r says is held.
+func (lim AdmitLimits) Fits(r AdmitResult, tokens int64) bool {
+	return (lim.Deployment <= 0 || r.Held+tokens <= lim.Deployment) &&
+		(lim.Project.EnqueuedTokens <= 0 || r.ProjectTokens+tokens <= lim.Project.EnqueuedTokens) &&
+		(lim.Project.Batches <= 0 || r.ProjectBatches+1 <= lim.Project.Batches)
+}
+
+// AdmitResult is what AdmitBatch found, after the call.
+type AdmitResult struct {
+	Admitted       bool
+	Held           int64 // enqueued tokens of the batch's deployment
+	ProjectTokens  int64 // enqueued tokens of the batch's project
+	ProjectBatches int   // batches of the batch's project that are not terminal
+}
+
 // FileUpdate changes a file. Nil fields are left as they are.
 type FileUpdate struct {
 	Bytes         *int64
@@ -185,6 +209,7 @@ type FileUpdate struct {
 
 // BatchFilter selects batches. Zero fields select everything.
 type BatchFilter struct {
+	Project    string   // batches of this project; "" for every project's
 	Status     []Status // any of these
 	Deployment string   // batches of this deployment
 	// CreatedFrom and CreatedTo bound created_at, in unix seconds, both inclusive.

@@ -28,6 +28,7 @@ const (
 // is completed with their order and becomes a file, scanned as a direct upload is.
 type Upload struct {
 	ID        string
+	Project   string // the project that owns it; "" is DefaultProject
 	CreatedAt time.Time
 	ExpiresAt time.Time // a pending upload expires then
 	Filename  string

@@ -80,7 +80,7 @@ func blobError(err error, blobURL string) error {
 
 // ingestBlob creates the unlisted file of a blob-mode batch's input: the blob is read
 // once, as a stream, and scanned and indexed as an upload is, up to 1 GB.
-func (e *Engine) ingestBlob(ctx context.Context, blobURL string) (*sluice.File, error) {
+func (e *Engine) ingestBlob(ctx context.Context, blobURL, project string) (*sluice.File, error) {
 	size, etag, err := e.opts.Blobs.Stat(ctx, blobURL)
 	if err != nil {
 		e.log.WarnContext(ctx, "input blob", "blob", blobURL, "err", err)
@@ -89,7 +89,7 @@ func (e *Engine) ingestBlob(ctx context.Context, blobURL string) (*sluice.File, 
 	if size > sluice.MaxBlobInputBytes {
 		return nil, sluice.Errorf(sluice.KindInvalid, "The blob %s holds %d bytes, more than the %d an input blob may.", blobURL, size, int64(sluice.MaxBlobInputBytes)).WithParam("input_blob")
 	}
-	f := &sluice.File{ID: sluice.NewFileID(), CreatedAt: e.now().UTC().Truncate(time.Second), Filename: blobName(blobURL),
+	f := &sluice.File{ID: sluice.NewFileID(), Project: sluice.ProjectName(project), CreatedAt: e.now().UTC().Truncate(time.Second), Filename: blobName(blobURL),
 		Purpose: sluice.PurposeBatch, Status: sluice.FileStatusPending, Source: blobURL, SourceETag: etag}
 	if err := e.store.CreateFile(ctx, f); err != nil {
 		return nil, err
@@ -116,7 +116,7 @@ func (e *Engine) readSource(ctx context.Context, f *sluice.File, offset, length 
 }
 
 // ImportFile implements sluice.Service.
-func (e *Engine) ImportFile(ctx context.Context, blobURL, filename string) (*sluice.File, error) {
+func (e *Engine) ImportFile(ctx context.Context, blobURL, filename, project string) (*sluice.File, error) {
 	if e.opts.Blobs == nil {
 		return nil, sluice.Errorf(sluice.KindInvalid, "This server has no storage accounts configured to import from.").WithParam("content_url")
 	}
@@ -135,7 +135,7 @@ func (e *Engine) ImportFile(ctx context.Context, blobURL, filename string) (*slu
 	if filename == "" {
 		filename = blobName(blobURL)
 	}
-	return e.UploadFile(ctx, sluice.FileUpload{Filename: filename, Purpose: sluice.PurposeBatch, Body: rc})
+	return e.UploadFile(ctx, sluice.FileUpload{Project: project, Filename: filename, Purpose: sluice.PurposeBatch, Body: rc})
 }
 
 // blobName is the last segment of a blob URL's path.

@@ -68,6 +68,8 @@ type Options struct {
 	// OutageBudget is how long a line waits for an upstream that is down or busy before
 	// it fails; 24h.
 	OutageBudget time.Duration
+	// Projects are the limits of each project, by name; a project not named has none.
+	Projects map[string]sluice.ProjectLimits
 	// WaitFunc waits d before a retry, or until ctx ends; default a timer. Tests inject
 	// it to see the waits asked for without spending them.
 	WaitFunc func(ctx context.Context, d time.Duration) error

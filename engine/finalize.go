@@ -58,7 +58,7 @@ func (e *Engine) finalize(ctx context.Context, b *sluice.Batch, final sluice.Sta
 			return fmt.Errorf("write %s file of %s: %w", part.name, b.ID, err)
 		}
 		files = append(files, &sluice.File{
-			ID: part.id, Bytes: n, CreatedAt: now, ExpiresAt: expires, Purpose: sluice.PurposeBatchOutput,
+			ID: part.id, Project: b.Project, Bytes: n, CreatedAt: now, ExpiresAt: expires, Purpose: sluice.PurposeBatchOutput,
 			Filename: b.ID + "_" + part.name + ".jsonl", Status: sluice.FileStatusProcessed,
 		})
 	}

@@ -235,7 +235,7 @@ func (e *Engine) RetryBatch(ctx context.Context, id string, which sluice.RetryLi
 			}
 		}
 	}()
-	f, err := e.UploadFile(ctx, sluice.FileUpload{Filename: b.ID + "_retry.jsonl", Purpose: sluice.PurposeBatch, Body: pr})
+	f, err := e.UploadFile(ctx, sluice.FileUpload{Project: b.Project, Filename: b.ID + "_retry.jsonl", Purpose: sluice.PurposeBatch, Body: pr})
 	pr.Close()
 	if err != nil {
 		return nil, nil, err
@@ -244,7 +244,7 @@ func (e *Engine) RetryBatch(ctx context.Context, id string, which sluice.RetryLi
 		_ = e.DeleteFile(context.WithoutCancel(ctx), f.ID)
 		return nil, nil, sluice.Errorf(sluice.KindInvalid, "The batch %s has no lines to retry.", id)
 	}
-	nb, a, err := e.CreateBatch(ctx, sluice.BatchCreate{InputFileID: f.ID, Endpoint: b.Endpoint, CompletionWindow: b.CompletionWindow,
+	nb, a, err := e.CreateBatch(ctx, sluice.BatchCreate{Project: b.Project, InputFileID: f.ID, Endpoint: b.Endpoint, CompletionWindow: b.CompletionWindow,
 		Metadata: meta, OutputExpiresAfter: b.OutputExpiresAfter, WindowPolicy: b.WindowPolicy})
 	if err != nil {
 		_ = e.DeleteFile(context.WithoutCancel(ctx), f.ID)

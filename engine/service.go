@@ -25,6 +25,7 @@ func (e *Engine) UploadFile(ctx context.Context, up sluice.FileUpload) (*sluice.
 	}
 	f := &sluice.File{
 		ID:        sluice.NewFileID(),
+		Project:   sluice.ProjectName(up.Project),
 		CreatedAt: e.now().UTC().Truncate(time.Second),
 		Filename:  up.Filename,
 		Purpose:   up.Purpose,
@@ -214,7 +215,7 @@ func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 	if c.InputBlob != "" {
 		// Blob mode: the input is scanned now, from the blob, into a file that is not
 		// listed; the batch reads its lines from the blob.
-		src, err := e.ingestBlob(ctx, c.InputBlob)
+		src, err := e.ingestBlob(ctx, c.InputBlob, c.Project)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -231,6 +232,10 @@ func (e *Engine) CreateBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 // createBatch is CreateBatch once its parameters are checked.
 func (e *Engine) createBatch(ctx context.Context, c sluice.BatchCreate) (*sluice.Batch, *sluice.Admission, error) {
 	f, err := e.store.FindFileByID(ctx, c.InputFileID)
+	if err == nil && sluice.ProjectName(f.Project) != sluice.ProjectName(c.Project) {
+		// Another project's file does not exist for this one.
+		err = sluice.Errorf(sluice.KindNotFound, "No such File object: %s.", c.InputFileID)
+	}
 	if sluice.ErrorKind(err) == sluice.KindNotFound {
 		return nil, nil, sluice.Errorf(sluice.KindInvalid, "No such File object: %s.", c.InputFileID).WithParam("input_file_id").WithErr(err)
 	} else if err != nil {
@@ -247,6 +252,7 @@ func (e *Engine) createBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 	now := e.now().UTC().Truncate(time.Second)
 	b := &sluice.Batch{
 		ID:                 sluice.NewBatchID(),
+		Project:            sluice.ProjectName(c.Project),
 		Endpoint:           c.Endpoint,
 		InputFileID:        c.InputFileID,
 		CompletionWindow:   c.CompletionWindow,
@@ -292,8 +298,10 @@ func (e *Engine) createBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 	if len(problems) == 0 {
 		b.InputTokens = f.Scan.Tokens
 	}
+	pl := e.opts.Projects[b.Project]
 	a := &sluice.Admission{Deployment: d.Name, Tokens: b.InputTokens, Limit: d.Quota.EnqueuedTokenLimit,
-		Allowed: d.Quota.Limit(e.idle(d)), Problems: problems}
+		Allowed: d.Quota.Limit(e.idle(d)), Problems: problems,
+		Project: b.Project, ProjectTokenLimit: pl.EnqueuedTokens, ProjectBatchLimit: pl.Batches}
 	if c.DryRun || len(problems) > 0 {
 		held, err := e.store.EnqueuedTokens(ctx)
 		if err != nil {
@@ -301,7 +309,11 @@ func (e *Engine) createBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 		}
 		a.Enqueued = held[d.Name]
 		if c.DryRun {
-			a.Admitted = len(problems) == 0 && (a.Allowed == 0 || a.Enqueued+a.Tokens <= a.Allowed)
+			if a.ProjectTokens, a.ProjectBatches, err = e.projectHolds(ctx, b.Project); err != nil {
+				return nil, nil, err
+			}
+			lim := sluice.AdmitLimits{Deployment: a.Allowed, Project: pl}
+			a.Admitted = len(problems) == 0 && lim.Fits(sluice.AdmitResult{Held: a.Enqueued, ProjectTokens: a.ProjectTokens, ProjectBatches: a.ProjectBatches}, a.Tokens)
 			return nil, a, nil
 		}
 		// Validation fails the batch; it holds no tokens meanwhile.
@@ -313,18 +325,63 @@ func (e *Engine) createBatch(ctx context.Context, c sluice.BatchCreate) (*sluice
 		e.Notify()
 		return b, a, nil
 	}
-	if a.Enqueued, a.Admitted, err = e.store.AdmitBatch(ctx, b, a.Allowed); err != nil {
+	res, err := e.store.AdmitBatch(ctx, b, sluice.AdmitLimits{Deployment: a.Allowed, Project: pl})
+	if err != nil {
 		return nil, nil, err
 	}
+	a.Enqueued, a.Admitted = res.Held, res.Admitted
+	a.ProjectTokens, a.ProjectBatches = res.ProjectTokens, res.ProjectBatches
 	if !a.Admitted {
-		return nil, a, sluice.Errorf(sluice.KindInvalid,
-			"The batch needs %d enqueued tokens of deployment %s, which holds %d of its limit of %d, so %d are free. "+
-				"Retry when running batches of the deployment have finished (with exponential backoff, e.g. 5 s, 10 s, 20 s), "+
-				"or split the input into smaller files.",
-			a.Tokens, d.Name, a.Enqueued, a.Allowed, max(0, a.Allowed-a.Enqueued)).WithCode("token_limit_exceeded").WithParam("input_file_id")
+		return nil, a, refusal(a)
 	}
 	e.Notify()
 	return b, a, nil
+}
+
+// refusal is the error of a batch that a's limits did not admit, naming the first
+// limit it did not fit.
+func refusal(a *sluice.Admission) error {
+	switch {
+	case a.Allowed > 0 && a.Enqueued+a.Tokens > a.Allowed:
+		return sluice.Errorf(sluice.KindInvalid,
+			"The batch needs %d enqueued tokens of deployment %s, which holds %d of its limit of %d, so %d are free. "+
+				"Retry when running batches of the deployment have finished (with exponential backoff, e.g. 5 s, 10 s, 20 s), "+
+				"or split the input into smaller files.",
+			a.Tokens, a.Deployment, a.Enqueued, a.Allowed, max(0, a.Allowed-a.Enqueued)).WithCode("token_limit_exceeded").WithParam("input_file_id")
+	case a.ProjectTokenLimit > 0 && a.ProjectTokens+a.Tokens > a.ProjectTokenLimit:
+		return sluice.Errorf(sluice.KindInvalid,
+			"The batch needs %d enqueued tokens; the batches of project %s hold %d of its limit of %d across deployments, so %d are free. "+
+				"Retry when some of them have finished (with exponential backoff), or split the input into smaller files.",
+			a.Tokens, a.Project, a.ProjectTokens, a.ProjectTokenLimit, max(0, a.ProjectTokenLimit-a.ProjectTokens)).WithCode("token_limit_exceeded").WithParam("input_file_id")
+	default:
+		return sluice.Errorf(sluice.KindRateLimited,
+			"Project %s has %d batches that have not ended, its limit. Retry when one has ended (with exponential backoff), or cancel one.",
+			a.Project, a.ProjectBatches).WithCode("batch_limit_exceeded")
+	}
+}
+
+// projectHolds returns the tokens a project's batches that are not terminal hold, and
+// how many they are.
+func (e *Engine) projectHolds(ctx context.Context, project string) (int64, int, error) {
+	var (
+		tokens int64
+		n      int
+		after  string
+	)
+	for {
+		page, more, err := e.store.FindBatches(ctx, sluice.BatchFilter{Project: project, Status: []sluice.Status{sluice.StatusValidating, sluice.StatusInProgress, sluice.StatusFinalizing, sluice.StatusCancelling}, After: after, Limit: 1000})
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, b := range page {
+			tokens += b.InputTokens
+			n++
+		}
+		if !more || len(page) == 0 {
+			return tokens, n, nil
+		}
+		after = page[len(page)-1].ID
+	}
 }
 
 func validateMetadata(m map[string]string) error {

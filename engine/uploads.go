@@ -33,7 +33,7 @@ func (e *Engine) CreateUpload(ctx context.Context, c sluice.UploadCreate) (*slui
 	}
 	now := e.now().UTC().Truncate(time.Second)
 	u := &sluice.Upload{
-		ID: sluice.NewUploadID(), CreatedAt: now, ExpiresAt: now.Add(c.TTL),
+		ID: sluice.NewUploadID(), Project: sluice.ProjectName(c.Project), CreatedAt: now, ExpiresAt: now.Add(c.TTL),
 		Filename: c.Filename, Purpose: sluice.PurposeBatch, Bytes: c.Bytes, MimeType: c.MimeType,
 		Status: sluice.UploadPending, FileExpiresAfter: c.FileExpiresAfter,
 	}
@@ -135,7 +135,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, uploadID string, partIDs []
 	}
 	r := &partsReader{ctx: ctx, bucket: e.bucket, upload: u.ID, parts: partIDs, md5: md5.New(), want: want}
 	defer r.close()
-	f, err := e.UploadFile(ctx, sluice.FileUpload{Filename: u.Filename, Purpose: u.Purpose, Body: r})
+	f, err := e.UploadFile(ctx, sluice.FileUpload{Project: u.Project, Filename: u.Filename, Purpose: u.Purpose, Body: r})
 	if err != nil {
 		return nil, nil, err
 	}

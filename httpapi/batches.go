@@ -43,6 +43,7 @@ func (s *Server) handleBatchCreate(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	c := sluice.BatchCreate{
+		Project:     callerOf(r).Project,
 		InputFileID: in.InputFileID, Endpoint: in.Endpoint, CompletionWindow: in.CompletionWindow, Metadata: in.Metadata,
 		DryRun: in.DryRun, Deployment: r.PathValue("deployment"), WindowPolicy: sluice.WindowContinue,
 		InputBlob: in.InputBlob,
@@ -213,15 +214,36 @@ func article(kind string) string {
 }
 
 func (s *Server) handleBatchGet(w http.ResponseWriter, r *http.Request) error {
-	b, err := s.store.FindBatchByID(r.Context(), r.PathValue("batch_id"))
+	b, err := s.visibleBatch(r)
 	if err != nil {
-		return withParam(err, "batch_id")
+		return err
 	}
 	writeJSON(w, http.StatusOK, s.encodeBatch(b))
 	return nil
 }
 
+// visibleBatch returns the batch the path names, if r's caller may see it.
+func (s *Server) visibleBatch(r *http.Request) (*sluice.Batch, error) {
+	id := r.PathValue("batch_id")
+	b, err := s.store.FindBatchByID(r.Context(), id)
+	if err = visible(r, projectOf(b), "Batch", id, "batch_id", err); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// projectOf returns the project of b, or "" for nil.
+func projectOf(b *sluice.Batch) string {
+	if b == nil {
+		return ""
+	}
+	return b.Project
+}
+
 func (s *Server) handleBatchCancel(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.visibleBatch(r); err != nil {
+		return err
+	}
 	b, err := s.service.CancelBatch(r.Context(), r.PathValue("batch_id"))
 	if err != nil {
 		return withParam(err, "batch_id")
@@ -236,7 +258,7 @@ func (s *Server) handleBatchList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	filter := sluice.BatchFilter{After: q.Get("after"), Limit: limit}
+	filter := sluice.BatchFilter{Project: projectFilter(r), After: q.Get("after"), Limit: limit}
 	possible, err := parseBatchFilter(q.Get("$filter"), &filter)
 	if err != nil {
 		return err

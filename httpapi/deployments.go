@@ -49,7 +49,9 @@ type holdJSON struct {
 	InputTokens int64  `json:"input_tokens"`
 }
 
-func encodeDeployment(d *sluice.DeploymentStatus) deploymentJSON {
+// encodeDeployment encodes d for c: the batches holding its tokens are listed only
+// when c may see them; the totals count every project's.
+func encodeDeployment(d *sluice.DeploymentStatus, c sluice.Caller) deploymentJSON {
 	out := deploymentJSON{
 		ID: d.Name, Object: "deployment", Model: d.ModelName(), Type: d.Type, Zone: nullable(d.Zone), Endpoints: d.Endpoints,
 		InputFormats: d.InputFormats, Encoding: d.Encoding, Batches: []holdJSON{},
@@ -64,6 +66,9 @@ func encodeDeployment(d *sluice.DeploymentStatus) deploymentJSON {
 			OutputPerMillion: p.Output, BatchDiscount: p.BatchDiscount}
 	}
 	for _, b := range d.Batches {
+		if !c.Sees(b.Project) {
+			continue
+		}
 		out.Batches = append(out.Batches, holdJSON{ID: b.ID, Status: string(b.Status), InputTokens: b.InputTokens})
 	}
 	return out
@@ -76,7 +81,7 @@ func (s *Server) handleDeploymentList(w http.ResponseWriter, r *http.Request) er
 	}
 	data := make([]deploymentJSON, len(deps))
 	for i, d := range deps {
-		data[i] = encodeDeployment(d)
+		data[i] = encodeDeployment(d, callerOf(r))
 	}
 	writeJSON(w, http.StatusOK, newList(data, func(d deploymentJSON) string { return d.ID }, false))
 	return nil
@@ -90,7 +95,7 @@ func (s *Server) handleDeploymentGet(w http.ResponseWriter, r *http.Request) err
 	name := r.PathValue("deployment")
 	for _, d := range deps {
 		if d.Name == name {
-			writeJSON(w, http.StatusOK, encodeDeployment(d))
+			writeJSON(w, http.StatusOK, encodeDeployment(d, callerOf(r)))
 			return nil
 		}
 	}
@@ -100,14 +105,24 @@ func (s *Server) handleDeploymentGet(w http.ResponseWriter, r *http.Request) err
 // dryRunJSON answers a create with "dry_run": true: whether the batch would be
 // admitted now, what it needs, and what validation would fail it with.
 type dryRunJSON struct {
-	Object                string           `json:"object"`
-	Admitted              bool             `json:"admitted"`
-	Deployment            *string          `json:"deployment"`
-	InputTokens           int64            `json:"input_tokens"`
-	EnqueuedTokens        int64            `json:"enqueued_tokens"`
-	MaximumEnqueuedTokens *int64           `json:"maximum_enqueued_tokens"`
-	AvailableTokens       *int64           `json:"available_tokens"`
-	Errors                *batchErrorsJSON `json:"errors"`
+	Object                string            `json:"object"`
+	Admitted              bool              `json:"admitted"`
+	Deployment            *string           `json:"deployment"`
+	InputTokens           int64             `json:"input_tokens"`
+	EnqueuedTokens        int64             `json:"enqueued_tokens"`
+	MaximumEnqueuedTokens *int64            `json:"maximum_enqueued_tokens"`
+	AvailableTokens       *int64            `json:"available_tokens"`
+	Errors                *batchErrorsJSON  `json:"errors"`
+	Project               *projectHoldsJSON `json:"project,omitempty"`
+}
+
+// projectHoldsJSON is what a project's batches hold beside its limits (null: none).
+type projectHoldsJSON struct {
+	ID                    string `json:"id"`
+	EnqueuedTokens        int64  `json:"enqueued_tokens"`
+	MaximumEnqueuedTokens *int64 `json:"maximum_enqueued_tokens"`
+	Batches               int    `json:"batches"`
+	MaximumBatches        *int   `json:"maximum_batches"`
 }
 
 func encodeDryRun(a *sluice.Admission) dryRunJSON {
@@ -116,6 +131,16 @@ func encodeDryRun(a *sluice.Admission) dryRunJSON {
 	if a.Limit > 0 {
 		out.MaximumEnqueuedTokens = &a.Limit
 		out.AvailableTokens = sluice.Ptr(max(0, a.Allowed-a.Enqueued))
+	}
+	if a.ProjectTokenLimit > 0 || a.ProjectBatchLimit > 0 {
+		p := &projectHoldsJSON{ID: a.Project, EnqueuedTokens: a.ProjectTokens, Batches: a.ProjectBatches}
+		if a.ProjectTokenLimit > 0 {
+			p.MaximumEnqueuedTokens = &a.ProjectTokenLimit
+		}
+		if a.ProjectBatchLimit > 0 {
+			p.MaximumBatches = &a.ProjectBatchLimit
+		}
+		out.Project = p
 	}
 	return out
 }

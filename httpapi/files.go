@@ -67,7 +67,7 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error 
 			if err != nil {
 				return err
 			}
-			file, err = s.service.UploadFile(r.Context(), sluice.FileUpload{Filename: filename, Purpose: sluice.PurposeBatch, Body: part})
+			file, err = s.service.UploadFile(r.Context(), sluice.FileUpload{Project: callerOf(r).Project, Filename: filename, Purpose: sluice.PurposeBatch, Body: part})
 			if err != nil {
 				return err
 			}
@@ -109,7 +109,7 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error 
 		// Azure product keeps them until deleted.
 		expires = sluice.Ptr(file.CreatedAt.Add(sluice.MaxFileExpiry * time.Second))
 	}
-	if err := s.checkFileCount(r.Context(), expires != nil, true); err != nil {
+	if err := s.checkFileCount(r, expires != nil, true); err != nil {
 		return drop(err)
 	}
 	if expires != nil {
@@ -137,11 +137,11 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// checkFileCount refuses a new file when the files of its kind (with an expiry or
-// without) are at their limit; stored says the new file is in the store already, with
-// no expiry yet. Output files count too. Two uploads at once may both pass at the
-// limit; the limit bounds storage, it is not a reservation.
-func (s *Server) checkFileCount(ctx context.Context, expiring, stored bool) error {
+// checkFileCount refuses a new file of r's caller's project when the project's files of
+// its kind (with an expiry or without) are at their limit; stored says the new file is
+// in the store already, with no expiry yet. Output files count too. Two uploads at once
+// may both pass at the limit; the limit bounds storage, it is not a reservation.
+func (s *Server) checkFileCount(r *http.Request, expiring, stored bool) error {
 	limit, kind := s.maxFiles, "without an expiry"
 	if expiring {
 		limit, kind = s.maxExpiringFiles, "with an expiry"
@@ -149,7 +149,8 @@ func (s *Server) checkFileCount(ctx context.Context, expiring, stored bool) erro
 	if limit <= 0 {
 		return nil
 	}
-	n, err := s.store.CountFiles(ctx, sluice.FileFilter{Expiring: sluice.Ptr(expiring)})
+	project := sluice.ProjectName(callerOf(r).Project)
+	n, err := s.store.CountFiles(r.Context(), sluice.FileFilter{Project: project, Expiring: sluice.Ptr(expiring)})
 	if err != nil {
 		return err
 	}
@@ -163,7 +164,7 @@ func (s *Server) checkFileCount(ctx context.Context, expiring, stored bool) erro
 	if expiring {
 		hint = "delete files you no longer need, or wait for some to expire"
 	}
-	return sluice.Errorf(sluice.KindInvalid, "There are %d files %s, the most this server keeps; %s.", n, kind, hint).WithCode("quotaExceeded")
+	return sluice.Errorf(sluice.KindInvalid, "Project %s has %d files %s, the most this server keeps for a project; %s.", project, n, kind, hint).WithCode("quotaExceeded")
 }
 
 func checkPurpose(p string) error {
@@ -204,7 +205,7 @@ func (s *Server) handleFileList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	filter := sluice.FileFilter{Purpose: sluice.Purpose(q.Get("purpose")), After: q.Get("after"), Limit: limit}
+	filter := sluice.FileFilter{Project: projectFilter(r), Purpose: sluice.Purpose(q.Get("purpose")), After: q.Get("after"), Limit: limit}
 	switch q.Get("order") {
 	case "", "desc":
 	case "asc":
@@ -260,6 +261,9 @@ func (s *Server) listedFile(r *http.Request) (*sluice.File, error) {
 	if err == nil && f.Source != "" {
 		err = sluice.Errorf(sluice.KindNotFound, "No such File object: %s", id)
 	}
+	if err == nil {
+		err = visible(r, f.Project, "File", id, "file_id", nil)
+	}
 	if err != nil {
 		return nil, withParam(err, "file_id")
 	}
@@ -312,10 +316,10 @@ func (s *Server) handleFileImport(w http.ResponseWriter, r *http.Request) error 
 		return paramed(err, "filename")
 	}
 	in.Filename = name
-	if err := s.checkFileCount(r.Context(), false, false); err != nil {
+	if err := s.checkFileCount(r, false, false); err != nil {
 		return err
 	}
-	f, err := s.service.ImportFile(r.Context(), in.ContentURL, in.Filename)
+	f, err := s.service.ImportFile(r.Context(), in.ContentURL, in.Filename, callerOf(r).Project)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ const maxIdempotencyKey = 255
 // replayedHeaders are the answer's headers a repeat gets back.
 var replayedHeaders = []string{"Content-Type", "Location", "deployment-enqueued-tokens", "deployment-maximum-enqueued-tokens"}
 
-// idempotent runs a create at most once per Idempotency-Key and route for 24 hours: a
+// idempotent runs a create at most once per project, Idempotency-Key and route for 24 hours: a
 // repeat gets the first answer again, with Idempotent-Replayed: true, and creates
 // nothing. Only a success is kept: after a refusal or a failure (a 400
 // token_limit_exceeded, say) the record is dropped, so that a retry with the same key
@@ -55,7 +55,10 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 		}
 		ctx := context.WithoutCancel(r.Context())
 		now := time.Now().UTC()
-		rec := &sluice.IdempotentRecord{Key: r.Method + " " + r.URL.Path + "\x00" + key, Fingerprint: hex.EncodeToString(fp.Sum(nil)), CreatedAt: now}
+		// Keys are the caller's project's: another project's same key is another key,
+		// and never replays an answer that is not its own.
+		project := sluice.ProjectName(callerOf(r).Project)
+		rec := &sluice.IdempotentRecord{Key: project + "\x00" + r.Method + " " + r.URL.Path + "\x00" + key, Fingerprint: hex.EncodeToString(fp.Sum(nil)), CreatedAt: now}
 		first, started, err := s.store.StartIdempotent(ctx, rec, now.Add(-idempotencyWindow))
 		switch {
 		case err != nil:

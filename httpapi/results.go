@@ -41,6 +41,9 @@ func (s *Server) handleBatchResults(w http.ResponseWriter, r *http.Request) erro
 		return sluice.Errorf(sluice.KindInvalid, "Invalid value for 'type': %q. Use output, error or all.", t).WithParam("type")
 	}
 	id := r.PathValue("batch_id")
+	if _, err := s.visibleBatch(r); err != nil {
+		return err
+	}
 	var readers []io.ReadCloser
 	defer func() {
 		for _, rc := range readers {
@@ -84,6 +87,9 @@ func (s *Server) handleBatchRetry(w http.ResponseWriter, r *http.Request) error 
 		if err := decodeJSON(w, r, &in); err != nil {
 			return err
 		}
+	}
+	if _, err := s.visibleBatch(r); err != nil {
+		return err
 	}
 	b, a, err := s.service.RetryBatch(r.Context(), r.PathValue("batch_id"), sluice.RetryLines(in.Lines))
 	if a != nil {

@@ -4,8 +4,10 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -19,8 +21,12 @@ var APIVersions = []string{"2024-10-21", "2024-07-01-preview", "2024-10-01-previ
 
 // Options are the optional settings of a Server.
 type Options struct {
-	// APIKeys are the keys callers may present; none means the API is open.
+	// APIKeys are admin keys of the default project. With Keys, they are the keys
+	// callers may present; none means the API is open, to an admin of the default
+	// project.
 	APIKeys []string
+	// Keys are the keys of projects, each with its project and role.
+	Keys []Key
 	Logger  *slog.Logger
 	// Deployments are the configured deployments, for their prices.
 	Deployments []sluice.Deployment
@@ -39,13 +45,38 @@ const (
 	DefaultMaxExpiringFiles = 10000
 )
 
+// Key is an API key and who presents it.
+type Key struct {
+	// Secret is the key. SHA256, the hex SHA-256 of the key, may be given instead, so
+	// that the config holds no key a reader could use.
+	Secret string
+	SHA256 string
+	Caller sluice.Caller
+}
+
+// hash returns the SHA-256 of the key, and false for a key with neither a secret nor a
+// well-formed hash.
+func (k Key) hash() ([sha256.Size]byte, bool) {
+	if k.Secret != "" {
+		return sha256.Sum256([]byte(k.Secret)), true
+	}
+	var h [sha256.Size]byte
+	b, err := hex.DecodeString(strings.TrimSpace(k.SHA256))
+	if err != nil || len(b) != sha256.Size {
+		return h, false
+	}
+	copy(h[:], b)
+	return h, true
+}
+
 // Server is the API's HTTP handler.
 type Server struct {
 	store   sluice.Store
 	service sluice.Service
 	// keys are the SHA-256 hashes of the API keys: every key compares in the same
-	// time, whatever its length.
+	// time, whatever its length. callers[i] is who presents keys[i].
 	keys    [][sha256.Size]byte
+	callers []sluice.Caller
 	log     *slog.Logger
 	limits  *limiter
 	handler http.Handler
@@ -77,6 +108,18 @@ func NewServer(store sluice.Store, service sluice.Service, opts *Options) *Serve
 	for _, k := range opts.APIKeys {
 		if k != "" {
 			s.keys = append(s.keys, sha256.Sum256([]byte(k)))
+			s.callers = append(s.callers, openCaller)
+		}
+	}
+	for _, k := range opts.Keys {
+		if h, ok := k.hash(); ok {
+			c := k.Caller
+			c.Project = sluice.ProjectName(c.Project)
+			if c.Role == "" {
+				c.Role = sluice.RoleUser
+			}
+			s.keys = append(s.keys, h)
+			s.callers = append(s.callers, c)
 		}
 	}
 	s.limits = newLimiter(opts.Limits, len(s.keys))
@@ -116,7 +159,7 @@ func (s *Server) admitted(w http.ResponseWriter, r *http.Request, fn apiFunc) er
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(s.keys) == 0 {
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, withCaller(r, openCaller))
 			return
 		}
 		key := r.Header.Get("api-key")
@@ -146,7 +189,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			if g := guardOf(r); g != nil {
 				g.key = found
 			}
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, withCaller(r, s.callers[found]))
 			return
 		}
 		code := "invalid_api_key"
@@ -155,6 +198,44 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		writeError(w, r, s.log, sluice.Errorf(sluice.KindUnauthorized, "Incorrect API key provided.").WithCode(code))
 	})
+}
+
+// openCaller is who calls an API without keys, and who presents a key of APIKeys.
+var openCaller = sluice.Caller{Project: sluice.DefaultProject, Role: sluice.RoleAdmin}
+
+type callerKey struct{}
+
+// withCaller returns r carrying its caller.
+func withCaller(r *http.Request, c sluice.Caller) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+}
+
+// callerOf returns who sent r, as authenticate found.
+func callerOf(r *http.Request) sluice.Caller {
+	if c, ok := r.Context().Value(callerKey{}).(sluice.Caller); ok {
+		return c
+	}
+	return openCaller
+}
+
+// projectFilter is the project a list for r is limited to: its caller's, or "" (all)
+// for an admin.
+func projectFilter(r *http.Request) string {
+	c := callerOf(r)
+	if c.Role == sluice.RoleAdmin {
+		return ""
+	}
+	return sluice.ProjectName(c.Project)
+}
+
+// visible returns err, or a not-found error for id when r's caller may not see an
+// object of project: another project's objects do not exist for it, and the answer is
+// the store's for an ID that exists nowhere, word for word.
+func visible(r *http.Request, project, kind, id, param string, err error) error {
+	if err == nil && !callerOf(r).Sees(project) {
+		err = sluice.Errorf(sluice.KindNotFound, "No such %s object: %s", kind, id)
+	}
+	return withParam(err, param)
 }
 
 // Route families: what a path's prefix says about the dialect to answer in.

@@ -74,7 +74,7 @@ func (s *Server) handleUploadCreate(w http.ResponseWriter, r *http.Request) erro
 		return paramed(err, "filename")
 	}
 	in.Filename = name
-	c := sluice.UploadCreate{Filename: in.Filename, Bytes: *in.Bytes, MimeType: in.MimeType, TTL: sluice.UploadTTLAzure}
+	c := sluice.UploadCreate{Project: callerOf(r).Project, Filename: in.Filename, Bytes: *in.Bytes, MimeType: in.MimeType, TTL: sluice.UploadTTLAzure}
 	if family(r) == familyOpenAI {
 		c.TTL = sluice.UploadTTLOpenAI
 		c.FileExpiresAfter = sluice.MaxFileExpiry // as a direct upload's, unless told
@@ -107,6 +107,9 @@ func (s *Server) handleUploadPart(w http.ResponseWriter, r *http.Request) error 
 	ct, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct != "multipart/form-data" || params["boundary"] == "" {
 		return sluice.Errorf(sluice.KindInvalid, "Parts must be sent as multipart/form-data with the field 'data'.")
+	}
+	if _, err := s.visibleUpload(r); err != nil {
+		return err
 	}
 	mr := newFormReader(r.Body, params["boundary"], uploadBuffer)
 	var part *sluice.UploadPart
@@ -153,11 +156,11 @@ func (s *Server) handleUploadComplete(w http.ResponseWriter, r *http.Request) er
 	if in.PartIDs == nil {
 		return sluice.Errorf(sluice.KindInvalid, "Missing required parameter: 'part_ids'.").WithParam("part_ids")
 	}
-	u, err := s.store.FindUploadByID(r.Context(), r.PathValue("upload_id"))
-	if err == nil {
-		err = s.checkFileCount(r.Context(), u.FileExpiresAfter > 0, false)
+	u, err := s.visibleUpload(r)
+	if err != nil {
+		return err
 	}
-	if err != nil && sluice.ErrorKind(err) != sluice.KindNotFound {
+	if err := s.checkFileCount(r, u.FileExpiresAfter > 0, false); err != nil {
 		return err
 	}
 	u, f, err := s.service.CompleteUpload(r.Context(), r.PathValue("upload_id"), in.PartIDs, strings.TrimSpace(in.MD5))
@@ -169,12 +172,33 @@ func (s *Server) handleUploadComplete(w http.ResponseWriter, r *http.Request) er
 }
 
 func (s *Server) handleUploadCancel(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.visibleUpload(r); err != nil {
+		return err
+	}
 	u, err := s.service.CancelUpload(r.Context(), r.PathValue("upload_id"))
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, s.encodeUpload(u, nil))
 	return nil
+}
+
+// visibleUpload returns the upload the path names, if r's caller may see it.
+func (s *Server) visibleUpload(r *http.Request) (*sluice.Upload, error) {
+	id := r.PathValue("upload_id")
+	u, err := s.store.FindUploadByID(r.Context(), id)
+	project := ""
+	if u != nil {
+		project = u.Project
+	}
+	if err = visible(r, project, "Upload", id, "upload_id", err); err != nil {
+		if sluice.ErrorKind(err) == sluice.KindNotFound {
+			// As the engine words it for an upload that is not there.
+			err = sluice.Errorf(sluice.KindNotFound, "No upload with id %q; uploads are deleted once they expire.", id).WithParam("upload_id")
+		}
+		return nil, err
+	}
+	return u, nil
 }
 
 // paramed returns err, an *sluice.Error, naming param instead.

@@ -16,7 +16,7 @@ const batchColumns = `id, endpoint, input_file_id, completion_window, status, de
 	usage_input, usage_cached, usage_output, usage_reasoning, usage_estimated, output_file_id,
 	error_file_id, errors, metadata, total, completed, failed, output_expires_after, created_at,
 	in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at,
-	window_policy, input_blob, output_folder, output_delimiter, output_blob, error_blob`
+	window_policy, input_blob, output_folder, output_delimiter, output_blob, error_blob, project`
 
 func scanBatch(row scanner) (*sluice.Batch, error) {
 	var (
@@ -29,7 +29,7 @@ func scanBatch(row scanner) (*sluice.Batch, error) {
 		&u.EstimatedLines, &b.OutputFileID, &b.ErrorFileID, &errs, &meta, &b.RequestCounts.Total, &b.RequestCounts.Completed,
 		&b.RequestCounts.Failed, &b.OutputExpiresAfter, &b.CreatedAt, &b.InProgressAt, &b.ExpiresAt, &b.FinalizingAt,
 		&b.CompletedAt, &b.FailedAt, &b.ExpiredAt, &b.CancellingAt, &b.CancelledAt, &b.WindowPolicy, &b.InputBlob,
-		&b.OutputFolder, &b.OutputDelimiter, &b.OutputBlob, &b.ErrorBlob)
+		&b.OutputFolder, &b.OutputDelimiter, &b.OutputBlob, &b.ErrorBlob, &b.Project)
 	if err != nil {
 		return nil, err
 	}
@@ -68,11 +68,11 @@ func batchValues(b *sluice.Batch) ([]any, error) {
 		b.OutputExpiresAfter, sec(b.CreatedAt), secPtr(b.InProgressAt), secPtr(b.ExpiresAt),
 		secPtr(b.FinalizingAt), secPtr(b.CompletedAt), secPtr(b.FailedAt), secPtr(b.ExpiredAt),
 		secPtr(b.CancellingAt), secPtr(b.CancelledAt), string(b.WindowPolicy), b.InputBlob, b.OutputFolder, b.OutputDelimiter,
-		b.OutputBlob, b.ErrorBlob}, nil
+		b.OutputBlob, b.ErrorBlob, b.Project}, nil
 }
 
 // insertBatch inserts the values batchValues returns.
-var insertBatch = `INSERT INTO batches (` + batchColumns + `) VALUES (` + placeholders(1, 36) + `)`
+var insertBatch = `INSERT INTO batches (` + batchColumns + `) VALUES (` + placeholders(1, 37) + `)`
 
 // CreateBatch implements sluice.Store.
 func (s *Store) CreateBatch(ctx context.Context, b *sluice.Batch) error {
@@ -84,45 +84,58 @@ func (s *Store) CreateBatch(ctx context.Context, b *sluice.Batch) error {
 	return interpret(err, "Batch", b.ID)
 }
 
-// AdmitBatch implements sluice.Store. A transaction-scoped advisory lock on the
-// deployment (and schema) makes the sum and the insert one step against every other
-// admission to that deployment, on any connection of any replica: they wait for each
-// other, rather than one failing and retrying as under SERIALIZABLE, and nothing else
-// waits for them. The sum is a statement of its own, after the lock, so its snapshot
-// sees what the previous holder committed.
-func (s *Store) AdmitBatch(ctx context.Context, b *sluice.Batch, limit int64) (int64, bool, error) {
+// AdmitBatch implements sluice.Store. Transaction-scoped advisory locks on the
+// deployment and on the project (and schema) make the sums and the insert one step
+// against every other admission to that deployment or project, on any connection of
+// any replica: they wait for each other, rather than one failing and retrying as under
+// SERIALIZABLE, and nothing else waits for them. Every admission takes the deployment's
+// lock before the project's, so two never wait for each other in a cycle. The sums are
+// statements of their own, after the locks, so their snapshots see what the previous
+// holders committed.
+func (s *Store) AdmitBatch(ctx context.Context, b *sluice.Batch, lim sluice.AdmitLimits) (sluice.AdmitResult, error) {
+	var res sluice.AdmitResult
 	vals, err := batchValues(b)
 	if err != nil {
-		return 0, false, err
+		return res, err
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return 0, false, fmt.Errorf("admit batch: %w", err)
+		return res, fmt.Errorf("admit batch: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '') || '/' || $2))`,
-		lockAdmit, b.Deployment); err != nil {
-		return 0, false, fmt.Errorf("admit batch %s: %w", b.ID, err)
+	const lock = `SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '') || '/' || $2))`
+	if _, err := tx.Exec(ctx, lock, lockAdmit, b.Deployment); err != nil {
+		return res, fmt.Errorf("admit batch %s: %w", b.ID, err)
 	}
-	var held int64
+	if _, err := tx.Exec(ctx, lock, lockAdmitProject, b.Project); err != nil {
+		return res, fmt.Errorf("admit batch %s: %w", b.ID, err)
+	}
 	err = tx.QueryRow(ctx, `SELECT coalesce(sum(input_tokens), 0)::bigint FROM batches
-		WHERE deployment = $1 AND status IN `+notTerminal, b.Deployment).Scan(&held)
+		WHERE deployment = $1 AND status IN `+notTerminal, b.Deployment).Scan(&res.Held)
 	if err != nil {
-		return 0, false, fmt.Errorf("admit batch %s: %w", b.ID, err)
+		return res, fmt.Errorf("admit batch %s: %w", b.ID, err)
 	}
-	if limit > 0 && held+b.InputTokens > limit {
-		return held, false, nil
+	err = tx.QueryRow(ctx, `SELECT coalesce(sum(input_tokens), 0)::bigint, count(*) FROM batches
+		WHERE project = $1 AND status IN `+notTerminal, b.Project).Scan(&res.ProjectTokens, &res.ProjectBatches)
+	if err != nil {
+		return res, fmt.Errorf("admit batch %s: %w", b.ID, err)
+	}
+	if !lim.Fits(res, b.InputTokens) {
+		return res, nil
 	}
 	if _, err := tx.Exec(ctx, insertBatch, vals...); err != nil {
-		return held, false, interpret(err, "Batch", b.ID)
+		return res, interpret(err, "Batch", b.ID)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return held, false, interpret(err, "Batch", b.ID)
+		return res, interpret(err, "Batch", b.ID)
 	}
+	res.Admitted = true
 	if !b.Status.Terminal() {
-		held += b.InputTokens
+		res.Held += b.InputTokens
+		res.ProjectTokens += b.InputTokens
+		res.ProjectBatches++
 	}
-	return held, true, nil
+	return res, nil
 }
 
 // EnqueuedTokens implements sluice.Store.
@@ -165,6 +178,9 @@ func (s *Store) FindBatches(ctx context.Context, filter sluice.BatchFilter) ([]*
 	)
 	if len(filter.Status) > 0 {
 		where = append(where, "status = ANY("+p.add(toStrings(filter.Status))+")")
+	}
+	if filter.Project != "" {
+		where = append(where, "project = "+p.add(filter.Project))
 	}
 	if filter.Deployment != "" {
 		where = append(where, "deployment = "+p.add(filter.Deployment))

@@ -10,7 +10,7 @@ import (
 	"github.com/sluice-batch/sluice"
 )
 
-const fileColumns = `id, bytes, created_at, expires_at, filename, purpose, status, status_details, scan, source_url, source_etag`
+const fileColumns = `id, bytes, created_at, expires_at, filename, purpose, status, status_details, scan, source_url, source_etag, project`
 
 // notTerminal is the SQL list of the states whose batches hold quota and their input.
 const notTerminal = `('validating', 'in_progress', 'finalizing', 'cancelling')`
@@ -23,7 +23,7 @@ func scanFile(row scanner) (*sluice.File, error) {
 		scan []byte
 	)
 	if err := row.Scan(&f.ID, &f.Bytes, &f.CreatedAt, &f.ExpiresAt, &f.Filename, &f.Purpose, &f.Status, &f.StatusDetails,
-		&scan, &f.Source, &f.SourceETag); err != nil {
+		&scan, &f.Source, &f.SourceETag, &f.Project); err != nil {
 		return nil, err
 	}
 	f.CreatedAt = f.CreatedAt.UTC()
@@ -55,9 +55,9 @@ func createFile(ctx context.Context, q querier, f *sluice.File) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.Exec(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (`+placeholders(1, 11)+`)`,
+	_, err = q.Exec(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (`+placeholders(1, 12)+`)`,
 		f.ID, f.Bytes, sec(f.CreatedAt), secPtr(f.ExpiresAt), f.Filename, string(f.Purpose), string(f.Status), f.StatusDetails,
-		scan, f.Source, f.SourceETag)
+		scan, f.Source, f.SourceETag, f.Project)
 	return interpret(err, "File", f.ID)
 }
 
@@ -79,6 +79,9 @@ func fileWhere(filter sluice.FileFilter, p *params) []string {
 		} else {
 			where = append(where, "expires_at IS NULL")
 		}
+	}
+	if filter.Project != "" {
+		where = append(where, "project = "+p.add(filter.Project))
 	}
 	if filter.Purpose != "" {
 		where = append(where, "purpose = "+p.add(string(filter.Purpose)))

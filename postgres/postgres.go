@@ -47,6 +47,8 @@ var _ sluice.Store = (*Store)(nil)
 const (
 	lockMigrate int32 = 0x736c0001
 	lockAdmit   int32 = 0x736c0002
+	// lockAdmitProject is taken after lockAdmit, never before.
+	lockAdmitProject int32 = 0x736c0003
 )
 
 // Open connects to the database dsn names (a postgres:// URL or keyword/value string;

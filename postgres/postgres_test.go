@@ -120,7 +120,7 @@ func TestReplicas(t *testing.T) {
 		}
 	})
 
-	// Admissions on two pools at once never pass the limit together.
+	// Admissions on two pools at once never pass the limits together.
 	t.Run("AdmitBatch/TwoPools", func(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t)
@@ -136,16 +136,21 @@ func TestReplicas(t *testing.T) {
 				s = bundle.b
 			}
 			wg.Go(func() {
-				b := &sluice.Batch{ID: fmt.Sprint("batch-", i), Endpoint: "/v1/chat/completions", CompletionWindow: "24h",
+				b := &sluice.Batch{ID: fmt.Sprint("batch-", i), Project: "proj-a", Endpoint: "/v1/chat/completions", CompletionWindow: "24h",
 					Status: sluice.StatusValidating, Deployment: "dep-a", InputTokens: tokens, CreatedAt: time.Now()}
-				held, ok, err := s.AdmitBatch(t.Context(), b, limit)
+				if i%4 >= 2 {
+					// The project's limit binds across deployments.
+					b.Deployment = "dep-b"
+				}
+				lim := sluice.AdmitLimits{Deployment: limit, Project: sluice.ProjectLimits{EnqueuedTokens: limit}}
+				res, err := s.AdmitBatch(t.Context(), b, lim)
 				if err != nil {
 					t.Error(err)
 				}
-				if held > limit {
-					t.Errorf("admit %s: held %d, over the limit %d", b.ID, held, limit)
+				if res.Held > limit || res.ProjectTokens > limit {
+					t.Errorf("admit %s: held %d, project %d, over the limit %d", b.ID, res.Held, res.ProjectTokens, limit)
 				}
-				if ok {
+				if res.Admitted {
 					mu.Lock()
 					admitted++
 					mu.Unlock()
@@ -156,8 +161,8 @@ func TestReplicas(t *testing.T) {
 		if admitted != limit/tokens {
 			t.Errorf("admitted %d of %d, want %d", admitted, creates, limit/tokens)
 		}
-		if got := storetest.MustEnqueuedTokens(t, bundle.b)["dep-a"]; got != limit {
-			t.Errorf("enqueued %d, want %d", got, limit)
+		if m := storetest.MustEnqueuedTokens(t, bundle.b); m["dep-a"]+m["dep-b"] != limit {
+			t.Errorf("enqueued %v, want %d in all", m, limit)
 		}
 	})
 

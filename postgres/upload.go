@@ -10,12 +10,12 @@ import (
 	"github.com/sluice-batch/sluice"
 )
 
-const uploadColumns = `id, created_at, expires_at, filename, purpose, bytes, mime_type, status, file_expires_after, file_id`
+const uploadColumns = `id, created_at, expires_at, filename, purpose, bytes, mime_type, status, file_expires_after, file_id, project`
 
 func scanUpload(row scanner) (*sluice.Upload, error) {
 	var u sluice.Upload
 	err := row.Scan(&u.ID, &u.CreatedAt, &u.ExpiresAt, &u.Filename, &u.Purpose, &u.Bytes, &u.MimeType, &u.Status,
-		&u.FileExpiresAfter, &u.FileID)
+		&u.FileExpiresAfter, &u.FileID, &u.Project)
 	if err != nil {
 		return nil, err
 	}
@@ -25,9 +25,9 @@ func scanUpload(row scanner) (*sluice.Upload, error) {
 
 // CreateUpload implements sluice.Store.
 func (s *Store) CreateUpload(ctx context.Context, u *sluice.Upload) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES (`+placeholders(1, 10)+`)`,
+	_, err := s.pool.Exec(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES (`+placeholders(1, 11)+`)`,
 		u.ID, sec(u.CreatedAt), sec(u.ExpiresAt), u.Filename, string(u.Purpose), u.Bytes, u.MimeType, string(u.Status),
-		u.FileExpiresAfter, u.FileID)
+		u.FileExpiresAfter, u.FileID, u.Project)
 	return interpret(err, "Upload", u.ID)
 }
 

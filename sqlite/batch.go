@@ -17,7 +17,7 @@ const batchColumns = `id, endpoint, input_file_id, completion_window, status, de
 	usage_input, usage_cached, usage_output, usage_reasoning, usage_estimated, output_file_id,
 	error_file_id, errors, metadata, total, completed, failed, output_expires_after, created_at,
 	in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at,
-	window_policy, input_blob, output_folder, output_delimiter, output_blob, error_blob`
+	window_policy, input_blob, output_folder, output_delimiter, output_blob, error_blob, project`
 
 // notTerminal is the SQL list of the states whose batches hold quota.
 const notTerminal = `('validating', 'in_progress', 'finalizing', 'cancelling')`
@@ -38,7 +38,7 @@ func scanBatch(row scanner) (*sluice.Batch, error) {
 		&u.EstimatedLines, &b.OutputFileID, &b.ErrorFileID, &errs, &meta, &b.RequestCounts.Total, &b.RequestCounts.Completed,
 		&b.RequestCounts.Failed, &b.OutputExpiresAfter, &created, &inProgress, &expires, &finalizing, &done,
 		&failed, &expired, &cancelling, &cancel, &b.WindowPolicy, &b.InputBlob, &b.OutputFolder, &b.OutputDelimiter,
-		&b.OutputBlob, &b.ErrorBlob)
+		&b.OutputBlob, &b.ErrorBlob, &b.Project)
 	if err != nil {
 		return nil, err
 	}
@@ -61,55 +61,63 @@ func scanBatch(row scanner) (*sluice.Batch, error) {
 
 // CreateBatch implements sluice.Store.
 func (s *Store) CreateBatch(ctx context.Context, b *sluice.Batch) error {
-	_, _, err := s.AdmitBatch(ctx, b, 0)
+	_, err := s.AdmitBatch(ctx, b, sluice.AdmitLimits{})
 	return err
 }
 
 // AdmitBatch implements sluice.Store. The one writer connection makes the sum and the
 // insert one step.
-func (s *Store) AdmitBatch(ctx context.Context, b *sluice.Batch, limit int64) (int64, bool, error) {
+func (s *Store) AdmitBatch(ctx context.Context, b *sluice.Batch, lim sluice.AdmitLimits) (sluice.AdmitResult, error) {
+	var res sluice.AdmitResult
 	errs, err := jsonOrNull(b.Errors, b.Errors == nil)
 	if err != nil {
-		return 0, false, err
+		return res, err
 	}
 	meta, err := jsonOrNull(b.Metadata, b.Metadata == nil)
 	if err != nil {
-		return 0, false, err
+		return res, err
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, false, fmt.Errorf("create batch: %w", err)
+		return res, fmt.Errorf("create batch: %w", err)
 	}
 	defer tx.Rollback()
-	var held int64
 	err = tx.QueryRowContext(ctx, `SELECT coalesce(sum(input_tokens), 0) FROM batches
-		WHERE deployment = ? AND status IN `+notTerminal, b.Deployment).Scan(&held)
+		WHERE deployment = ? AND status IN `+notTerminal, b.Deployment).Scan(&res.Held)
 	if err != nil {
-		return 0, false, fmt.Errorf("create batch: %w", err)
+		return res, fmt.Errorf("create batch: %w", err)
 	}
-	if limit > 0 && held+b.InputTokens > limit {
-		return held, false, nil
+	err = tx.QueryRowContext(ctx, `SELECT coalesce(sum(input_tokens), 0), count(*) FROM batches
+		WHERE project = ? AND status IN `+notTerminal, b.Project).Scan(&res.ProjectTokens, &res.ProjectBatches)
+	if err != nil {
+		return res, fmt.Errorf("create batch: %w", err)
+	}
+	if !lim.Fits(res, b.InputTokens) {
+		return res, nil
 	}
 	u := &b.Usage
 	_, err = tx.ExecContext(ctx, `INSERT INTO batches (`+batchColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		b.ID, b.Endpoint, b.InputFileID, b.CompletionWindow, b.Status, b.Deployment, b.Model, b.InputTokens,
 		u.InputTokens, u.CachedTokens, u.OutputTokens, u.ReasoningTokens, u.EstimatedLines, b.OutputFileID,
 		b.ErrorFileID, errs, meta, b.RequestCounts.Total, b.RequestCounts.Completed, b.RequestCounts.Failed,
 		b.OutputExpiresAfter, unix(b.CreatedAt), unixPtr(b.InProgressAt), unixPtr(b.ExpiresAt),
 		unixPtr(b.FinalizingAt), unixPtr(b.CompletedAt), unixPtr(b.FailedAt), unixPtr(b.ExpiredAt),
 		unixPtr(b.CancellingAt), unixPtr(b.CancelledAt), b.WindowPolicy, b.InputBlob, b.OutputFolder, b.OutputDelimiter,
-		b.OutputBlob, b.ErrorBlob)
+		b.OutputBlob, b.ErrorBlob, b.Project)
 	if err != nil {
-		return held, false, interpret(err, "Batch", b.ID)
+		return res, interpret(err, "Batch", b.ID)
 	}
 	if err := tx.Commit(); err != nil {
-		return held, false, interpret(err, "Batch", b.ID)
+		return res, interpret(err, "Batch", b.ID)
 	}
+	res.Admitted = true
 	if !b.Status.Terminal() {
-		held += b.InputTokens
+		res.Held += b.InputTokens
+		res.ProjectTokens += b.InputTokens
+		res.ProjectBatches++
 	}
-	return held, true, nil
+	return res, nil
 }
 
 // EnqueuedTokens implements sluice.Store.
@@ -148,6 +156,10 @@ func (s *Store) FindBatches(ctx context.Context, filter sluice.BatchFilter) ([]*
 		for _, st := range filter.Status {
 			args = append(args, st)
 		}
+	}
+	if filter.Project != "" {
+		where = append(where, "project = ?")
+		args = append(args, filter.Project)
 	}
 	if filter.Deployment != "" {
 		where = append(where, "deployment = ?")
@@ -306,8 +318,8 @@ func (s *Store) FinishBatch(ctx context.Context, id string, files []*sluice.File
 	}
 	defer tx.Rollback()
 	for _, f := range files {
-		_, err := tx.ExecContext(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '', '')`,
-			f.ID, f.Bytes, unix(f.CreatedAt), unixPtr(f.ExpiresAt), f.Filename, f.Purpose, f.Status, f.StatusDetails)
+		_, err := tx.ExecContext(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '', '', ?)`,
+			f.ID, f.Bytes, unix(f.CreatedAt), unixPtr(f.ExpiresAt), f.Filename, f.Purpose, f.Status, f.StatusDetails, f.Project)
 		if err != nil {
 			return nil, interpret(err, "File", f.ID)
 		}

@@ -52,8 +52,11 @@ func TestMigrateFromVersion2(t *testing.T) {
 	}
 	nb := &sluice.Batch{ID: "batch-new", Endpoint: "/v1/chat/completions", CompletionWindow: "24h",
 		Status: sluice.StatusValidating, Deployment: "dep-a", InputTokens: 50, CreatedAt: time.Unix(2000, 0).UTC()}
-	held, ok, err := s.AdmitBatch(t.Context(), nb, 100)
-	if err != nil || !ok || held != 50 {
-		t.Errorf("admit after migration: held %d, admitted %t, err %v; want 50, true, nil", held, ok, err)
+	res, err := s.AdmitBatch(t.Context(), nb, sluice.AdmitLimits{Deployment: 100})
+	if err != nil || !res.Admitted || res.Held != 50 {
+		t.Errorf("admit after migration: held %d, admitted %t, err %v; want 50, true, nil", res.Held, res.Admitted, err)
+	}
+	if b.Project != sluice.DefaultProject {
+		t.Errorf("a batch from before projects belongs to %q, want %q", b.Project, sluice.DefaultProject)
 	}
 }

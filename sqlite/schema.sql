@@ -12,7 +12,8 @@ CREATE TABLE IF NOT EXISTS files (
 	status_details TEXT NOT NULL DEFAULT '',
 	scan           TEXT,
 	source_url     TEXT NOT NULL DEFAULT '',
-	source_etag    TEXT NOT NULL DEFAULT ''
+	source_etag    TEXT NOT NULL DEFAULT '',
+	project        TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS files_purpose ON files (purpose, seq);
 CREATE INDEX IF NOT EXISTS files_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS batches (
 	output_delimiter     TEXT NOT NULL DEFAULT '',
 	output_blob          TEXT NOT NULL DEFAULT '',
 	error_blob           TEXT NOT NULL DEFAULT '',
+	project              TEXT NOT NULL DEFAULT 'default',
 	created_at           INTEGER NOT NULL,
 	in_progress_at       INTEGER,
 	expires_at           INTEGER,
@@ -127,7 +129,8 @@ CREATE TABLE IF NOT EXISTS uploads (
 	mime_type          TEXT NOT NULL,
 	status             TEXT NOT NULL,
 	file_expires_after INTEGER NOT NULL,
-	file_id            TEXT NOT NULL
+	file_id            TEXT NOT NULL,
+	project            TEXT NOT NULL DEFAULT 'default'
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS uploads_expires ON uploads (expires_at);
 

@@ -118,7 +118,9 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 // Version 3 lacks the uploads tables (CREATE TABLE IF NOT EXISTS adds them) and the
 // batches' window_policy and blob-mode columns and the files' source, which version 4
 // added.
-const schemaVersion = 4
+// Version 4 lacks the project column of files, batches and uploads, which version 5
+// added.
+const schemaVersion = 5
 
 // migrate brings the database to the current schema.
 func migrate(ctx context.Context, w *sql.DB) error {
@@ -152,11 +154,32 @@ func migrate(ctx context.Context, w *sql.DB) error {
 	if err := addColumns(ctx, w, "files", [][2]string{{"source_url", "TEXT NOT NULL DEFAULT ''"}, {"source_etag", "TEXT NOT NULL DEFAULT ''"}}); err != nil {
 		return err
 	}
+	for _, table := range []string{"files", "batches", "uploads"} {
+		if err := addColumns(ctx, w, table, [][2]string{projectColumn}); err != nil {
+			return err
+		}
+	}
+	// A project's lists, and the sum its admissions take, read these; they come after
+	// the column, which a database of version 4 gains only above.
+	for _, q := range []string{
+		`CREATE INDEX IF NOT EXISTS files_project ON files (project, seq)`,
+		`CREATE INDEX IF NOT EXISTS batches_project ON batches (project, seq)`,
+		`CREATE INDEX IF NOT EXISTS batches_project_enqueued ON batches (project)
+			WHERE status IN ('validating', 'in_progress', 'finalizing', 'cancelling')`,
+	} {
+		if _, err := w.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate sqlite: %w", err)
+		}
+	}
 	if _, err := w.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
 		return fmt.Errorf("migrate sqlite: %w", err)
 	}
 	return nil
 }
+
+// projectColumn is the column of files, batches and uploads that schema version 5
+// added: what a version 4 database holds belongs to the default project.
+var projectColumn = [2]string{"project", "TEXT NOT NULL DEFAULT 'default'"}
 
 // v4BatchColumns are the batches' columns that schema version 4 added.
 var v4BatchColumns = [][2]string{
@@ -286,7 +309,7 @@ func jsonOrNull(v any, empty bool) (any, error) {
 
 // --- files ---
 
-const fileColumns = `id, bytes, created_at, expires_at, filename, purpose, status, status_details, scan, source_url, source_etag`
+const fileColumns = `id, bytes, created_at, expires_at, filename, purpose, status, status_details, scan, source_url, source_etag, project`
 
 type scanner interface{ Scan(...any) error }
 
@@ -297,7 +320,7 @@ func scanFile(row scanner) (*sluice.File, error) {
 		expires sql.NullInt64
 		scan    sql.NullString
 	)
-	if err := row.Scan(&f.ID, &f.Bytes, &created, &expires, &f.Filename, &f.Purpose, &f.Status, &f.StatusDetails, &scan, &f.Source, &f.SourceETag); err != nil {
+	if err := row.Scan(&f.ID, &f.Bytes, &created, &expires, &f.Filename, &f.Purpose, &f.Status, &f.StatusDetails, &scan, &f.Source, &f.SourceETag, &f.Project); err != nil {
 		return nil, err
 	}
 	f.CreatedAt = time.Unix(created, 0).UTC()
@@ -317,8 +340,8 @@ func (s *Store) CreateFile(ctx context.Context, f *sluice.File) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		f.ID, f.Bytes, unix(f.CreatedAt), unixPtr(f.ExpiresAt), f.Filename, f.Purpose, f.Status, f.StatusDetails, scan, f.Source, f.SourceETag)
+	_, err = s.w.ExecContext(ctx, `INSERT INTO files (`+fileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		f.ID, f.Bytes, unix(f.CreatedAt), unixPtr(f.ExpiresAt), f.Filename, f.Purpose, f.Status, f.StatusDetails, scan, f.Source, f.SourceETag, f.Project)
 	return interpret(err, "File", f.ID)
 }
 
@@ -376,6 +399,10 @@ func fileWhere(filter sluice.FileFilter) (where []string, args []any) {
 		} else {
 			where = append(where, "expires_at IS NULL")
 		}
+	}
+	if filter.Project != "" {
+		where = append(where, "project = ?")
+		args = append(args, filter.Project)
 	}
 	if filter.Purpose != "" {
 		where = append(where, "purpose = ?")

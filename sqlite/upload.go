@@ -11,14 +11,14 @@ import (
 	"github.com/sluice-batch/sluice"
 )
 
-const uploadColumns = `id, created_at, expires_at, filename, purpose, bytes, mime_type, status, file_expires_after, file_id`
+const uploadColumns = `id, created_at, expires_at, filename, purpose, bytes, mime_type, status, file_expires_after, file_id, project`
 
 func scanUpload(row scanner) (*sluice.Upload, error) {
 	var (
 		u                sluice.Upload
 		created, expires int64
 	)
-	err := row.Scan(&u.ID, &created, &expires, &u.Filename, &u.Purpose, &u.Bytes, &u.MimeType, &u.Status, &u.FileExpiresAfter, &u.FileID)
+	err := row.Scan(&u.ID, &created, &expires, &u.Filename, &u.Purpose, &u.Bytes, &u.MimeType, &u.Status, &u.FileExpiresAfter, &u.FileID, &u.Project)
 	if err != nil {
 		return nil, err
 	}
@@ -28,8 +28,8 @@ func scanUpload(row scanner) (*sluice.Upload, error) {
 
 // CreateUpload implements sluice.Store.
 func (s *Store) CreateUpload(ctx context.Context, u *sluice.Upload) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, unix(u.CreatedAt), unix(u.ExpiresAt), u.Filename, u.Purpose, u.Bytes, u.MimeType, u.Status, u.FileExpiresAfter, u.FileID)
+	_, err := s.w.ExecContext(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, unix(u.CreatedAt), unix(u.ExpiresAt), u.Filename, u.Purpose, u.Bytes, u.MimeType, u.Status, u.FileExpiresAfter, u.FileID, u.Project)
 	return interpret(err, "Upload", u.ID)
 }
 

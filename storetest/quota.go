@@ -19,11 +19,11 @@ func tokenBatch(id, dep string, tokens int64, status sluice.Status) *sluice.Batc
 // whether b was admitted.
 func MustAdmitBatch(tb testing.TB, s sluice.Store, b *sluice.Batch, limit int64) (int64, bool) {
 	tb.Helper()
-	held, ok, err := s.AdmitBatch(tb.Context(), b, limit)
+	res, err := s.AdmitBatch(tb.Context(), b, sluice.AdmitLimits{Deployment: limit})
 	if err != nil {
 		tb.Fatalf("admit batch %s: %v", b.ID, err)
 	}
-	return held, ok
+	return res.Held, res.Admitted
 }
 
 // MustEnqueuedTokens returns the tokens each deployment holds.
@@ -84,7 +84,7 @@ func runQuota(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		t.Parallel()
 		s := setup(t)
 		MustAdmitBatch(t, s, tokenBatch("batch-1", "dep-a", 10, sluice.StatusValidating), 100)
-		_, _, err := s.AdmitBatch(t.Context(), tokenBatch("batch-1", "dep-a", 10, sluice.StatusValidating), 100)
+		_, err := s.AdmitBatch(t.Context(), tokenBatch("batch-1", "dep-a", 10, sluice.StatusValidating), sluice.AdmitLimits{Deployment: 100})
 		wantKind(t, err, sluice.KindConflict)
 		if diff := cmp.Diff(map[string]int64{"dep-a": 10}, MustEnqueuedTokens(t, s)); diff != "" {
 			t.Errorf("enqueued tokens mismatch (-want +got):\n%s", diff)
@@ -123,11 +123,11 @@ func runQuota(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		)
 		for i := range creates {
 			wg.Go(func() {
-				_, ok, err := s.AdmitBatch(t.Context(), tokenBatch(string(rune('a'+i)), "dep-a", tokens, sluice.StatusValidating), limit)
+				res, err := s.AdmitBatch(t.Context(), tokenBatch(string(rune('a'+i)), "dep-a", tokens, sluice.StatusValidating), sluice.AdmitLimits{Deployment: limit})
 				if err != nil {
 					t.Error(err)
 				}
-				if ok {
+				if res.Admitted {
 					mu.Lock()
 					admitted++
 					mu.Unlock()

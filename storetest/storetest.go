@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) sluice.Store) {
 	runIdempotency(t, setup)
 	runUploads(t, setup)
 	runLeases(t, setup)
+	runProjects(t, setup)
 }
 
 // at returns the time n seconds after the epoch, in UTC, as stores return timestamps.

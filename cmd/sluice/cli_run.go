@@ -145,8 +145,8 @@ func (e *cliEnv) startEmbedded(ctx context.Context, dataDir, config string, p pr
 	key := cliFirst(e.apiKey, e.getenv("SLUICE_API_KEY"), strings.Split(e.getenv("SLUICE_API_KEYS"), ",")[0])
 	if config != "" {
 		args = append(args, "--config", config)
-		if cfg, err := LoadConfig(config); err == nil && key == "" && len(cfg.Keys()) > 0 {
-			key = cfg.Keys()[0]
+		if cfg, err := LoadConfig(config); err == nil && key == "" {
+			key = cfg.firstKey()
 		}
 	}
 	// The server lives until stop, even when ctx ends first: the command still

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-batch/sluice"
+	"github.com/sluice-batch/sluice/httpapi"
 	"github.com/sluice-batch/sluice/jsonl"
 	"github.com/sluice-batch/sluice/upstream"
 	"go.yaml.in/yaml/v3"
@@ -18,7 +21,8 @@ import (
 
 // Config is the --config file.
 type Config struct {
-	// APIKeys are accepted in addition to the keys of every project.
+	// APIKeys are admin keys of the default project: they see every project's files
+	// and batches. Each project's keys see only their own.
 	APIKeys     []string           `yaml:"api_keys"`
 	Projects    []ProjectConfig    `yaml:"projects"`
 	Deployments []DeploymentConfig `yaml:"deployments"`
@@ -43,10 +47,29 @@ type StorageAccountConfig struct {
 	ManagedIdentity bool `yaml:"managed_identity"`
 }
 
-// ProjectConfig is a project and the keys that act for it.
+// ProjectConfig is a project, the keys that act for it, and its limits.
 type ProjectConfig struct {
-	Name    string   `yaml:"name"`
-	APIKeys []string `yaml:"api_keys"`
+	Name string `yaml:"name"`
+	// APIKeys are keys of the user role, given as they are.
+	APIKeys []string    `yaml:"api_keys"`
+	Keys    []KeyConfig `yaml:"keys"`
+	// MaxBatches bounds the project's batches that have not ended; 0: no limit.
+	MaxBatches int `yaml:"max_batches"`
+	// EnqueuedTokenLimit bounds the input tokens of those batches, across
+	// deployments, beside each deployment's own limit; unset: no limit.
+	EnqueuedTokenLimit TokenLimit `yaml:"enqueued_token_limit"`
+}
+
+// KeyConfig is an API key of a project and its role. The key is given in one of four
+// ways: key, the key itself; key_env, the environment variable that holds it;
+// key_file, a file that holds it; key_sha256, the hex SHA-256 of the key, so that the
+// config holds nothing a reader could call the API with.
+type KeyConfig struct {
+	Key       string `yaml:"key"`
+	KeyEnv    string `yaml:"key_env"`
+	KeyFile   string `yaml:"key_file"`
+	KeySHA256 string `yaml:"key_sha256"`
+	Role      string `yaml:"role"` // user (default) or admin
 }
 
 // DeploymentConfig is a batch deployment: what a line's body.model names.
@@ -174,6 +197,9 @@ type UpstreamConfig struct {
 	// Zone is the data zone the server runs in (e.g. us, eu): a datazone deployment
 	// uses only upstreams of its own zone.
 	Zone string `yaml:"zone"`
+	// MaxTokensOnly: the server reads max_tokens and ignores max_completion_tokens
+	// (Ollama); a line's max_completion_tokens is then sent as max_tokens too.
+	MaxTokensOnly bool `yaml:"max_tokens_only"`
 }
 
 // EngineConfig tunes the engine; zero values keep its defaults.
@@ -216,8 +242,27 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 	return &c, nil
 }
 
-// readKeys sets each upstream's APIKey from its api_key_env or api_key_file.
+// readKeys sets each upstream's APIKey from its api_key_env or api_key_file, and each
+// project key's Key from its key_env or key_file.
 func (c *Config) readKeys(getenv func(string) string) error {
+	for i := range c.Projects {
+		for j := range c.Projects[i].Keys {
+			k := &c.Projects[i].Keys[j]
+			field := fmt.Sprintf("projects[%d].keys[%d]", i, j)
+			switch {
+			case k.KeyEnv != "":
+				if k.Key = getenv(k.KeyEnv); k.Key == "" {
+					return fmt.Errorf("%s.key_env: %s is not set", field, k.KeyEnv)
+				}
+			case k.KeyFile != "":
+				key, err := readKeyFile(k.KeyFile)
+				if err != nil {
+					return fmt.Errorf("%s.key_file: %w", field, err)
+				}
+				k.Key = key
+			}
+		}
+	}
 	for i := range c.Deployments {
 		for j := range c.Deployments[i].Upstreams {
 			u := &c.Deployments[i].Upstreams[j]
@@ -357,9 +402,41 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	projects := make(map[string]bool)
 	for i, p := range c.Projects {
 		if p.Name == "" {
 			return fmt.Errorf("projects[%d].name is empty", i)
+		}
+		if projects[p.Name] {
+			return fmt.Errorf("projects[%d]: a project named %q is listed twice", i, p.Name)
+		}
+		projects[p.Name] = true
+		if p.MaxBatches < 0 {
+			return fmt.Errorf("projects[%d].max_batches is negative", i)
+		}
+		if p.EnqueuedTokenLimit.Default {
+			return fmt.Errorf("projects[%d].enqueued_token_limit: a project has no default limit; give a number", i)
+		}
+		for j, k := range p.Keys {
+			n := 0
+			for _, set := range []bool{k.Key != "", k.KeyEnv != "", k.KeyFile != "", k.KeySHA256 != ""} {
+				if set {
+					n++
+				}
+			}
+			if n != 1 {
+				return fmt.Errorf("projects[%d].keys[%d]: give one of key, key_env, key_file and key_sha256", i, j)
+			}
+			if k.KeySHA256 != "" {
+				if b, err := hex.DecodeString(k.KeySHA256); err != nil || len(b) != sha256.Size {
+					return fmt.Errorf("projects[%d].keys[%d].key_sha256: want 64 hex digits, the SHA-256 of the key", i, j)
+				}
+			}
+			switch sluice.Role(k.Role) {
+			case "", sluice.RoleUser, sluice.RoleAdmin:
+			default:
+				return fmt.Errorf("projects[%d].keys[%d].role %q: want user or admin", i, j, k.Role)
+			}
 		}
 	}
 	// A lease is extended every quarter of its length; shorter than a few seconds, a
@@ -390,13 +467,46 @@ func checkBaseURL(s string) error {
 	return nil
 }
 
-// Keys returns every API key the config accepts.
-func (c *Config) Keys() []string {
-	keys := append([]string(nil), c.APIKeys...)
+// Keys returns the API keys of the projects, each with its project and role; APIKeys
+// are the default project's admin keys besides.
+func (c *Config) Keys() []httpapi.Key {
+	var keys []httpapi.Key
 	for _, p := range c.Projects {
-		keys = append(keys, p.APIKeys...)
+		for _, k := range p.APIKeys {
+			keys = append(keys, httpapi.Key{Secret: k, Caller: sluice.Caller{Project: p.Name, Role: sluice.RoleUser}})
+		}
+		for _, k := range p.Keys {
+			role := sluice.Role(k.Role)
+			if role == "" {
+				role = sluice.RoleUser
+			}
+			keys = append(keys, httpapi.Key{Secret: k.Key, SHA256: k.KeySHA256, Caller: sluice.Caller{Project: p.Name, Role: role}})
+		}
 	}
 	return keys
+}
+
+// firstKey returns a key the config accepts, admin keys first; "" when it holds none
+// in the clear.
+func (c *Config) firstKey() string {
+	if len(c.APIKeys) > 0 {
+		return c.APIKeys[0]
+	}
+	for _, k := range c.Keys() {
+		if k.Secret != "" {
+			return k.Secret
+		}
+	}
+	return ""
+}
+
+// projectLimits returns each project's limits, by name.
+func (c *Config) projectLimits() map[string]sluice.ProjectLimits {
+	out := make(map[string]sluice.ProjectLimits)
+	for _, p := range c.Projects {
+		out[p.Name] = sluice.ProjectLimits{Batches: p.MaxBatches, EnqueuedTokens: p.EnqueuedTokenLimit.N}
+	}
+	return out
 }
 
 // domain returns the deployments as the engine takes them.
@@ -431,6 +541,7 @@ func (c *Config) domain() []sluice.Deployment {
 		for _, u := range d.Upstreams {
 			dep.Upstreams = append(dep.Upstreams, sluice.Upstream{
 				BaseURL: u.BaseURL, Model: u.Model, APIKey: u.APIKey, MaxConcurrency: u.MaxConcurrency, MinConcurrency: u.MinConcurrency,
+				MaxTokensOnly: u.MaxTokensOnly,
 			})
 		}
 		out = append(out, dep)

@@ -171,6 +171,14 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"bad-discount", "deployments:\n  - name: d\n    price: {input: 1, batch_discount: 2}\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[0].price.batch_discount"},
 		{"bad-endpoint", "deployments:\n  - name: d\n    endpoints: [/v1/images]\n    upstreams: [{base_url: 'http://a'}]\n", "deployments[0].endpoints"},
 		{"bad-encoding", "deployments:\n  - name: d\n    encoding: gpt2-ish\n    upstreams: [{base_url: 'http://a'}]\n", "deployment d"},
+		{"project-twice", "projects:\n  - name: a\n  - name: a\n", "projects[1]: a project named \"a\" is listed twice"},
+		{"project-role", "projects:\n  - name: a\n    keys: [{key: k, role: owner}]\n", "projects[0].keys[0].role"},
+		{"project-key-sources", "projects:\n  - name: a\n    keys: [{key: k, key_env: K}]\n", "projects[0].keys[0]: give one of"},
+		{"project-key-none", "projects:\n  - name: a\n    keys: [{role: admin}]\n", "projects[0].keys[0]: give one of"},
+		{"project-key-hash", "projects:\n  - name: a\n    keys: [{key_sha256: abc}]\n", "projects[0].keys[0].key_sha256"},
+		{"project-key-env", "projects:\n  - name: a\n    keys: [{key_env: NOT_SET}]\n", "projects[0].keys[0].key_env: NOT_SET is not set"},
+		{"project-default-limit", "projects:\n  - name: a\n    enqueued_token_limit: default\n", "projects[0].enqueued_token_limit"},
+		{"project-negative-batches", "projects:\n  - name: a\n    max_batches: -1\n", "projects[0].max_batches"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

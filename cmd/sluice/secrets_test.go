@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -227,6 +229,24 @@ func TestConfigUpstreamKeySources(t *testing.T) {
 		if _, err := load(dep(tc.up), map[string]string{"MY_KEY": "k"}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
 		}
+	}
+	// A project's keys come from the config, the environment, a file or a hash; the
+	// top-level keys are the default project's admins.
+	c, err = load("api_keys: [root]\nprojects:\n  - name: a\n    api_keys: [plain]\n    keys:\n      - key_env: MY_KEY\n        role: admin\n      - key_file: "+keyFile+
+		"\n      - key_sha256: "+strings.Repeat("ab", 32)+"\n", map[string]string{"MY_KEY": "from-env"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, k := range c.Keys() {
+		got = append(got, fmt.Sprintf("%s/%t/%s/%s", k.Secret, k.SHA256 != "", k.Caller.Project, k.Caller.Role))
+	}
+	want := []string{"plain/false/a/user", "from-env/false/a/admin", "from-file/false/a/user", "/true/a/user"}
+	if !slices.Equal(got, want) {
+		t.Errorf("project keys: got %v, want %v", got, want)
+	}
+	if c.firstKey() != "root" {
+		t.Errorf("first key %q, want the admin key root", c.firstKey())
 	}
 	empty := filepath.Join(dir, "empty")
 	writeFile(t, empty, "\n")

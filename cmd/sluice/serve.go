@@ -123,6 +123,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	keys := cfg.Keys()
+	open := len(keys) == 0 && len(cfg.APIKeys) == 0
 
 	conns, err := connLimit(*maxConns, logger)
 	if err != nil {
@@ -134,7 +135,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	ln := httpapi.LimitListener(tcp, conns)
 	defer ln.Close()
-	if len(keys) == 0 {
+	if open {
 		if !isLoopback(ln.Addr()) {
 			return fmt.Errorf("no API key is configured and %s is reachable from other machines: set SLUICE_API_KEYS or api_keys in --config, or listen on 127.0.0.1", *addr)
 		}
@@ -173,7 +174,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Blobs:  blobs,
 		Logger: logger, MaxAttempts: ec.MaxAttempts, RequestTimeout: ec.RequestTimeout, CancelGrace: max(ec.CancelGrace, *cancelGrace),
 		LeaseDuration: ec.LeaseDuration, BackoffBase: ec.BackoffBase, BackoffMax: ec.BackoffMax, MaxFileBytes: *maxUpload,
-		MaxRequests: *maxRequests, OutageBudget: ec.OutageBudget, Shared: *dbURL != "",
+		MaxRequests: *maxRequests, OutageBudget: ec.OutageBudget, Shared: *dbURL != "", Projects: cfg.projectLimits(),
 	})
 	if err != nil {
 		return err
@@ -181,7 +182,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := eng.Start(ctx); err != nil {
 		return err
 	}
-	api := httpapi.NewServer(store, eng, &httpapi.Options{APIKeys: keys, Logger: logger, Deployments: eng.Configured(),
+	api := httpapi.NewServer(store, eng, &httpapi.Options{APIKeys: cfg.APIKeys, Keys: keys, Logger: logger, Deployments: eng.Configured(),
 		MaxFiles: *maxFiles, MaxExpiringFiles: *maxExpiring, Limits: httpapi.Limits{
 			MaxUploadBytes: *maxUpload, MaxUploads: *maxUploads, MaxUploadsPerKey: *maxUploadsKey,
 			Rate: *rateLimit, Burst: *rateBurst, StallTimeout: *stallTimeout, MinRate: *minRate,
@@ -206,7 +207,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "  deployment %s -> %s\n", d.Name, upstream.Redact(d.Upstreams[0].BaseURL))
 	}
 	keyHeader := ""
-	if len(keys) > 0 {
+	if !open {
 		keyHeader = ` -H "api-key: $KEY"`
 	}
 	fmt.Fprintf(stdout, "try: curl%s -F purpose=batch -F file=@test.jsonl '%s/openai/files?api-version=2024-10-21'\n", keyHeader, url)
