@@ -38,6 +38,7 @@ var allowed = map[string][]string{
 	"bench/blob1g":        {"bench/harness"},
 	"bench/interference":  {"bench/harness"},
 	"test/chaos":          {"bench/harness"},
+	"test/gguf":           nil,
 	"bench/upstreambound": {"bench/harness"},
 	"bench/reads":         {"bench/harness"},
 	"bench/throughput":    {"bench/harness"},
