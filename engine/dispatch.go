@@ -67,9 +67,12 @@ type job struct {
 	run  *run
 	req  line
 	line []byte
-	// attempts counts the attempts that failed as the line's own; troubleSince is when
-	// an attempt first met an upstream that was down or busy.
+	// attempts counts the attempts that failed as the line's own; busy, the answers
+	// that the server was busy (429, 503) with no Retry-After, which do not count but
+	// lengthen the wait; troubleSince is when an attempt first met an upstream that was
+	// down or busy.
 	attempts     int
+	busy         int
 	troubleSince time.Time
 }
 
@@ -499,6 +502,8 @@ func (e *Engine) retryOrFail(d *deployment, g *upstream.Gate, j job, a try, w *w
 		j.attempts++ // an answer (500, 408, ...): the upstream is up and failed this line
 	case (a.outcome == upstream.Failed || a.outcome == upstream.TimedOut) && g.Healthy():
 		j.attempts++ // no answer, or a gateway's, while others get answers
+	case a.outcome == upstream.Overloaded && a.retryAfter <= 0:
+		j.busy++ // busy, and no word of when to come back: wait longer each time
 	}
 	first := j.troubleSince.IsZero()
 	if first {
@@ -508,7 +513,7 @@ func (e *Engine) retryOrFail(d *deployment, g *upstream.Gate, j job, a try, w *w
 	if j.attempts < e.opts.MaxAttempts && !outOfBudget {
 		wait := a.retryAfter
 		if wait <= 0 {
-			wait = e.backoff(max(j.attempts, 1))
+			wait = e.backoff(max(j.attempts+j.busy, 1))
 		}
 		e.retryLater(d, j, min(wait, maxRetryAfter))
 		return
@@ -607,9 +612,11 @@ func (d *deployment) closeReady(release func(job)) {
 
 // usage returns the tokens a successful line used: what the upstream reported, or, when
 // it reported none, the line's input tokens and the answer's text counted with the
-// deployment's tokenizer.
+// deployment's tokenizer. A usage of no tokens at all is no report: every request has
+// input, and a server that says 0 did not count it (Ollama, after it cuts off an answer
+// that repeats one token, answers 200 with all counts 0).
 func (d *deployment) usage(j job, body, answer []byte) sluice.Usage {
-	if u, ok := jsonl.ParseUsage(answer); ok {
+	if u, ok := jsonl.ParseUsage(answer); ok && (u.InputTokens > 0 || u.OutputTokens > 0) {
 		return u
 	}
 	u := sluice.Usage{InputTokens: int64(j.req.Tokens), EstimatedLines: 1}
