@@ -453,6 +453,9 @@ func (e *Engine) attempt(ctx context.Context, d *deployment, c *upstream.Client,
 			}
 		}
 	}
+	if c.Upstream().MaxTokensOnly && j.run.endpoint == "/v1/chat/completions" {
+		body = alsoMaxTokens(body)
+	}
 	actx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
 	start := time.Now()
 	resp, err := c.Do(actx, j.run.path, body, w.answer)
@@ -629,6 +632,21 @@ func (d *deployment) usage(j job, body, answer []byte) sluice.Usage {
 	}
 	u.OutputTokens = int64(d.counter.Output(j.run.endpoint, answer))
 	return u
+}
+
+// alsoMaxTokens adds max_tokens to a chat completions body that bounds its answer
+// with max_completion_tokens alone, at the same value, for a server that reads only
+// max_tokens (sluice.Upstream.MaxTokensOnly). A body that names max_tokens, or no
+// numeric max_completion_tokens, is returned as it is.
+func alsoMaxTokens(body []byte) []byte {
+	_, n, err := jsonl.LimitTokens(body, []string{"max_completion_tokens"}, "", 0, 0)
+	if err != nil || n <= 0 {
+		return body
+	}
+	if out, _, err := jsonl.LimitTokens(body, []string{"max_tokens"}, "max_tokens", n, 0); err == nil {
+		return out
+	}
+	return body
 }
 
 // maxRetryAfter caps the wait an upstream's Retry-After can ask for.
