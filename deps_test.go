@@ -41,6 +41,7 @@ var allowed = map[string][]string{
 	"test/gguf":           nil,
 	"bench/upstreambound": {"bench/harness"},
 	"bench/reads":         {"bench/harness"},
+	"bench/replicas":      {"bench/harness"},
 	"bench/throughput":    {"bench/harness"},
 	"bench/upload":        {"bench/harness"},
 }
@@ -61,6 +62,7 @@ var outside = map[string][]string{
 		"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas",
 	},
 	"bench/blob1g":         {"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"},
+	"bench/replicas":       {"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob", "github.com/jackc/pgx/v5"},
 	"blob/azure/azuretest": {"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob", "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"},
 	"postgres":             {"github.com/jackc/pgx/v5", "github.com/jackc/pgx/v5/pgconn", "github.com/jackc/pgx/v5/pgxpool"},
 	"postgres/pgtest":      {"github.com/jackc/pgx/v5"},
