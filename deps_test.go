@@ -66,7 +66,7 @@ var outside = map[string][]string{
 	"blob/azure/azuretest": {"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob", "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"},
 	"postgres":             {"github.com/jackc/pgx/v5", "github.com/jackc/pgx/v5/pgconn", "github.com/jackc/pgx/v5/pgxpool"},
 	"postgres/pgtest":      {"github.com/jackc/pgx/v5"},
-	"sqlite":               {"modernc.org/sqlite"},
+	"sqlite":               {"modernc.org/sqlite", "modernc.org/sqlite/lib"},
 	"tokens":               {"github.com/tiktoken-go/tokenizer"},
 	"storetest":            {"github.com/google/go-cmp/cmp", "github.com/google/go-cmp/cmp/cmpopts"},
 }

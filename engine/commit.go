@@ -343,9 +343,16 @@ func (c *committer) retry(fn func() error) bool {
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
+			if attempt > 1 {
+				c.e.faults.clear(c.e.log)
+			}
 			return true
 		}
-		c.e.log.Error("store write failed; retrying", "attempt", attempt, "err", err)
+		if reason, ok := c.e.faults.note(c.e.opts.Fault, err, c.e.now()); ok {
+			c.e.log.Warn("store write failed: "+reason+"; retrying with backoff", "attempt", attempt, "err", err)
+		} else {
+			c.e.log.Error("store write failed; retrying", "attempt", attempt, "err", err)
+		}
 		t := time.NewTimer(min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second))
 		select {
 		case <-c.quit:

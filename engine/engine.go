@@ -70,6 +70,10 @@ type Options struct {
 	OutageBudget time.Duration
 	// Projects are the limits of each project, by name; a project not named has none.
 	Projects map[string]sluice.ProjectLimits
+	// Fault says which errors are faults of the store's or the bucket's storage that
+	// should pass (a full disk, a database that does not answer): they are retried with
+	// backoff, and Ready reports them. Default sluice.StorageFault.
+	Fault sluice.FaultFunc
 	// WaitFunc waits d before a retry, or until ctx ends; default a timer. Tests inject
 	// it to see the waits asked for without spending them.
 	WaitFunc func(ctx context.Context, d time.Duration) error
@@ -119,6 +123,9 @@ func (o *Options) withDefaults() Options {
 	if out.WaitFunc == nil {
 		out.WaitFunc = wait
 	}
+	if out.Fault == nil {
+		out.Fault = sluice.StorageFault
+	}
 	return out
 }
 
@@ -143,6 +150,8 @@ type Engine struct {
 	held map[string]bool // named leases this process holds in the store
 	// orphans are running batches whose deployment is not configured, logged once each.
 	orphans map[string]bool
+
+	faults faults // storage faults met and not yet got past; the readiness probe
 
 	stopping   atomic.Bool        // Stop was called: workers start no new line
 	cancel     context.CancelFunc // ends the loop and dispatchers

@@ -62,7 +62,7 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 		first, started, err := s.store.StartIdempotent(ctx, rec, now.Add(-idempotencyWindow))
 		switch {
 		case err != nil:
-			writeError(w, r, s.log, err)
+			s.writeRetryError(w, r, err)
 			return
 		case !started && first.Fingerprint != rec.Fingerprint:
 			writeError(w, r, s.log, sluice.Errorf(sluice.KindInvalid,

@@ -182,6 +182,7 @@ func (e *retryError) Unwrap() error { return e.err }
 
 // writeRetryError answers with err, and Retry-After when it is a retryError.
 func (s *Server) writeRetryError(w http.ResponseWriter, r *http.Request, err error) {
+	err = s.storageFault(r, err)
 	var re *retryError
 	if errors.As(err, &re) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, math.Ceil(re.after.Seconds())))))

@@ -43,6 +43,7 @@ func (s *Server) routes() http.Handler {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", handleHealth)
+	mux.HandleFunc("GET /readyz", s.handleReady)
 	// The Batch jobs page holds no data, so it needs no key; its API calls carry one.
 	mux.Handle("GET "+console.Prefix, console.Handler())
 	mux.Handle("GET /console", http.RedirectHandler(console.Prefix, http.StatusMovedPermanently))

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluice-batch/sluice"
 )
@@ -37,6 +39,45 @@ type Options struct {
 	MaxExpiringFiles int
 	// Limits bound each caller's and each request's share of the server.
 	Limits Limits
+	// Fault says which errors are faults of the server's own storage that should pass:
+	// they answer 503 with the reason and Retry-After. Default sluice.StorageFault.
+	Fault sluice.FaultFunc
+	// Ready answers GET /readyz: nil when the server can serve, or why not. Nil: always
+	// ready.
+	Ready func(ctx context.Context) error
+}
+
+// storageRetry is the Retry-After of an answer that met a storage fault: long enough
+// for an operator's fix or a database's failover.
+const storageRetry = 30 * time.Second
+
+// storageFault returns err as a 503 that says what failed when it is a fault of the
+// server's own storage, and err otherwise. The answer names no path or address; the
+// log has the whole error.
+func (s *Server) storageFault(r *http.Request, err error) error {
+	if e, ok := asError(err); ok && e.Kind != sluice.KindInternal {
+		return err
+	}
+	reason, ok := s.fault(err)
+	if !ok {
+		return err
+	}
+	return &retryError{after: storageRetry, err: sluice.Errorf(sluice.KindUnavailable,
+		"The server cannot store or read right now: %s. Nothing stored before is lost; retry later.", reason).WithCode("storage_unavailable").WithErr(err)}
+}
+
+// handleReady answers the readiness probe: 200 when the server can serve, 503 with the
+// reason and Retry-After when its storage fails. /healthz stays the liveness probe: a
+// server whose disk is full is alive and mends itself once there is room.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.ready != nil {
+		if err := s.ready(r.Context()); err != nil {
+			w.Header().Set("Retry-After", strconv.Itoa(int(storageRetry.Seconds())))
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not_ready", "reason": sluice.ErrorMessage(err)})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // The product's limits on files kept.
@@ -84,6 +125,9 @@ type Server struct {
 	deployments map[string]sluice.Deployment
 
 	maxFiles, maxExpiringFiles int
+
+	fault sluice.FaultFunc
+	ready func(ctx context.Context) error
 }
 
 // NewServer returns the API over store (reads) and service (changes).
@@ -96,6 +140,10 @@ func NewServer(store sluice.Store, service sluice.Service, opts *Options) *Serve
 		s.deployments[d.Name] = d
 	}
 	s.maxFiles, s.maxExpiringFiles = opts.MaxFiles, opts.MaxExpiringFiles
+	s.fault, s.ready = opts.Fault, opts.Ready
+	if s.fault == nil {
+		s.fault = sluice.StorageFault
+	}
 	if s.maxFiles == 0 {
 		s.maxFiles = DefaultMaxFiles
 	}

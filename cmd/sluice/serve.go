@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sluice-batch/sluice"
+	"github.com/sluice-batch/sluice/blob/azure"
 	"github.com/sluice-batch/sluice/engine"
 	"github.com/sluice-batch/sluice/httpapi"
 	"github.com/sluice-batch/sluice/postgres"
@@ -170,7 +171,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	ec := cfg.Engine
+	// What the API and the engine treat as a fault of their own storage, which passes.
+	fault := sluice.Faults(sluice.StorageFault, sqlite.Fault, postgres.Fault, azure.Fault)
 	eng, err := engine.New(store, bucket, cfg.domain(), &engine.Options{
+		Fault:  fault,
 		Blobs:  blobs,
 		Logger: logger, MaxAttempts: ec.MaxAttempts, RequestTimeout: ec.RequestTimeout, CancelGrace: max(ec.CancelGrace, *cancelGrace),
 		LeaseDuration: ec.LeaseDuration, BackoffBase: ec.BackoffBase, BackoffMax: ec.BackoffMax, MaxFileBytes: *maxUpload,
@@ -182,7 +186,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := eng.Start(ctx); err != nil {
 		return err
 	}
-	api := httpapi.NewServer(store, eng, &httpapi.Options{APIKeys: cfg.APIKeys, Keys: keys, Logger: logger, Deployments: eng.Configured(),
+	api := httpapi.NewServer(store, eng, &httpapi.Options{APIKeys: cfg.APIKeys, Keys: keys, Fault: fault, Ready: eng.Ready, Logger: logger, Deployments: eng.Configured(),
 		MaxFiles: *maxFiles, MaxExpiringFiles: *maxExpiring, Limits: httpapi.Limits{
 			MaxUploadBytes: *maxUpload, MaxUploads: *maxUploads, MaxUploadsPerKey: *maxUploadsKey,
 			Rate: *rateLimit, Burst: *rateBurst, StallTimeout: *stallTimeout, MinRate: *minRate,
