@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,8 @@ type deployment struct {
 // run is a batch with lines in this process.
 type run struct {
 	id        string
+	project   string
+	deadline  time.Time // when its completion window ends: lines are taken earliest deadline first
 	fileKey   string
 	indexKey  string
 	src       *sluice.File // the input, when its bytes are in a blob (blob mode)
@@ -102,9 +105,15 @@ func (e *Engine) activate(ctx context.Context, b *sluice.Batch) {
 			}
 			src = f
 		}
+		deadline := b.CreatedAt.Add(24 * time.Hour)
+		if b.ExpiresAt != nil {
+			deadline = *b.ExpiresAt
+		}
 		r = &run{
 			src:      src,
 			id:       b.ID,
+			project:  sluice.ProjectName(b.Project),
+			deadline: deadline,
 			fileKey:  sluice.FileKey(b.InputFileID),
 			indexKey: sluice.IndexKey(b.InputFileID),
 			path:     strings.TrimPrefix(jsonl.NormalizeEndpoint(b.Endpoint), "/v1"),
@@ -179,24 +188,49 @@ func (d *deployment) remove(r *run) {
 	}
 }
 
+// turns returns whose lines a turn of dispatch claims: for each project, its batch
+// with the earliest deadline (the oldest, on a tie) among those that have lines left
+// to claim; projects in the order of those deadlines. Every project with work gets
+// the same share of a deployment's claims, whatever the number and size of its
+// batches: one project's 100,000-line batch does not starve another's 10 lines,
+// and within a project the batch that must end first goes first.
+func turns(runs []*run) []*run {
+	var out []*run
+	first := make(map[string]int) // project -> index in out
+	for _, r := range runs {
+		if r.exhausted.Load() || r.stopping.Load() {
+			continue
+		}
+		i, ok := first[r.project]
+		if !ok {
+			first[r.project] = len(out)
+			out = append(out, r)
+			continue
+		}
+		if r.deadline.Before(out[i].deadline) {
+			out[i] = r
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *run) int { return a.deadline.Compare(b.deadline) })
+	return out
+}
+
 func (d *deployment) snapshot() []*run {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return append([]*run(nil), d.runs...)
 }
 
-// dispatch claims lines of the deployment's batches, a chunk from each in turn, and
-// queues them for the workers.
+// dispatch claims lines of the deployment's batches and queues them for the workers,
+// in turns: each turn claims once for each project that has lines to send, from its
+// batch with the earliest deadline (turns).
 func (e *Engine) dispatch(ctx context.Context, d *deployment) {
 	defer e.wg.Done()
 	t := time.NewTimer(e.opts.PollInterval)
 	defer t.Stop()
 	for ctx.Err() == nil {
 		progressed := false
-		for _, r := range d.snapshot() {
-			if r.exhausted.Load() || r.stopping.Load() {
-				continue
-			}
+		for _, r := range turns(d.snapshot()) {
 			n, err := e.claimAndQueue(ctx, d, r)
 			if err != nil && ctx.Err() == nil {
 				e.log.ErrorContext(ctx, "claim lines", "batch_id", r.id, "err", err)

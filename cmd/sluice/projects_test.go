@@ -261,3 +261,37 @@ func TestProjectsBatchLimit(t *testing.T) {
 		t.Errorf("the second batch is the first")
 	}
 }
+
+// A deployment's claims are shared by project, not by batch: while alpha runs four
+// batches of 1,000 lines, beta's one batch of 1,000 gets half the turns, and is done
+// while alpha has finished well under the 4,000 lines a share by batch would let it.
+func TestProjectsShareDispatch(t *testing.T) {
+	t.Parallel()
+	srv := projectsServer(t, 5*time.Millisecond)
+	alpha, beta := srv.as(t, "ka"), srv.as(t, "kb")
+	var mine []string
+	for range 4 {
+		f := alpha.mustUpload(chatLines(1000, "gpt-4o-mini"))
+		mine = append(mine, alpha.mustCreateBatch(f.ID, "/v1/chat/completions").ID)
+	}
+	for _, id := range mine {
+		alpha.waitBatch(id, func(b batchObj) bool { return b.Status != "validating" })
+	}
+	f := beta.mustUpload(chatLines(1000, "gpt-4o-mini"))
+	theirs := beta.mustCreateBatch(f.ID, "/v1/chat/completions")
+	if b := beta.waitBatch(theirs.ID, terminal); b.Status != "completed" {
+		t.Fatalf("beta's batch: %s", b.Status)
+	}
+	done := 0
+	for _, id := range mine {
+		var b batchObj
+		alpha.json("GET", "/v1/batches/"+id, nil, &b)
+		done += b.RequestCounts.Completed
+	}
+	// A fair share gives alpha about as many lines as beta's 1,000 meanwhile, plus what
+	// it finished before beta's batch began and what was already queued.
+	if done >= 3000 {
+		t.Errorf("alpha finished %d lines while beta finished 1,000: shared by batch, not by project", done)
+	}
+	t.Logf("alpha finished %d lines while beta finished 1,000", done)
+}
