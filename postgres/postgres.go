@@ -5,8 +5,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,6 +73,14 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	// more than running them. The DSN may say otherwise.
 	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
 		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
+	dial := cfg.ConnConfig.DialFunc
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return serverConn{conn, network}, nil
 	}
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -184,6 +194,27 @@ func interpret(err error, what, id string) error {
 		return sluice.Errorf(sluice.KindConflict, "The %s %s already exists.", what, id).WithErr(err)
 	}
 	return fmt.Errorf("%s %s: %w", what, id, err)
+}
+
+// serverConn is a connection to the server whose reads end, when the server closes it,
+// with a net.Error saying so rather than io.EOF. pgx turns io.EOF into a bare
+// io.ErrUnexpectedEOF, which Fault could not tell from a client's upload cut short; a
+// pooled connection that a stopped or restarted server cut would then answer 500, not
+// 503, on the first call after the stop.
+type serverConn struct {
+	net.Conn
+	network string
+}
+
+// errServerClosed is the cause of a read from a connection the server closed.
+var errServerClosed = errors.New("the server closed the connection")
+
+func (c serverConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if errors.Is(err, io.EOF) {
+		err = &net.OpError{Op: "read", Net: c.network, Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: errServerClosed}
+	}
+	return n, err
 }
 
 // querier is what a pool and a transaction share.
