@@ -323,6 +323,27 @@ type Upstream struct {
 	// max_completion_tokens is sent with max_tokens at the same value too. It is not the
 	// default because OpenAI's reasoning models refuse max_tokens.
 	MaxTokensOnly bool
+	// LatencyTolerance is how far latency may rise over its floor, as a ratio, before
+	// the adaptive limit reads it as congestion; 0 is the default.
+	LatencyTolerance float64
+	// Load, when set, reads the server's own count of waiting requests, which the
+	// adaptive limit follows (then MinConcurrency defaults to 1).
+	Load *UpstreamLoad
+}
+
+// UpstreamLoad says where and how to read an upstream's load from its metrics.
+type UpstreamLoad struct {
+	Metrics  string        // the server kind, which names the gauges: "vllm" or "sglang"
+	URL      string        // the metrics endpoint; "" is /metrics at the root of BaseURL's host
+	Interval time.Duration // between reads; 0 is the default
+	// MaxWaiting is how many requests may wait at the server before the server counts
+	// as full; 0: any.
+	MaxWaiting int
+	// Headroom is how many of the server's slots the batch leaves free for others.
+	Headroom int
+	// MaxCacheUsage, from 0 to 1, counts the server as full when its KV cache is used
+	// this much; 0: the cache is not read.
+	MaxCacheUsage float64
 }
 
 // ChunkLines is how many request lines one chunk holds. Lines are leased a chunk at a

@@ -24,7 +24,8 @@ type deployment struct {
 	sluice.Deployment
 	clients []*upstream.Client
 	jobs    chan job
-	counter *tokens.Counter // counts the tokens of its input and of answers without usage
+	counter *tokens.Counter        // counts the tokens of its input and of answers without usage
+	pollers []*upstream.LoadPoller // read the load of the upstreams that report it
 
 	gates []*upstream.Gate // one per client
 	mu    sync.Mutex

@@ -222,7 +222,22 @@ func New(store sluice.Store, bucket sluice.Bucket, deployments []sluice.Deployme
 				up.MaxConcurrency = 16
 			}
 			dep.clients = append(dep.clients, upstream.NewClient(up, o.HTTPClient))
-			dep.gates = append(dep.gates, upstream.NewGate(upstream.GateConfig{Floor: up.MinConcurrency, Ceiling: up.MaxConcurrency}))
+			gc := upstream.GateConfig{Floor: up.MinConcurrency, Ceiling: up.MaxConcurrency, Tolerance: up.LatencyTolerance}
+			if l := up.Load; l != nil {
+				if gc.Floor <= 0 {
+					gc.Floor = 1 // reading the load is asking the limit to adapt
+				}
+				gc.MaxWaiting, gc.MaxCacheUsage, gc.Headroom = l.MaxWaiting, l.MaxCacheUsage, l.Headroom
+			}
+			g := upstream.NewGate(gc)
+			dep.gates = append(dep.gates, g)
+			if up.Load != nil {
+				p, err := upstream.NewLoadPoller(up, g, e.log)
+				if err != nil {
+					return nil, fmt.Errorf("deployment %s: upstream %s: %w", d.Name, upstream.Redact(up.BaseURL), err)
+				}
+				dep.pollers = append(dep.pollers, p)
+			}
 		}
 		e.deps[d.Name] = dep
 	}
@@ -275,6 +290,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		e.wg.Add(1)
 		go e.dispatch(ctx, d)
+		for _, p := range d.pollers {
+			e.wg.Go(func() { p.Run(ctx) })
+		}
 	}
 	e.wg.Add(2)
 	go e.loop(ctx)

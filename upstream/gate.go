@@ -34,6 +34,18 @@ import (
 // rather than a gradient scheme: it needs no estimate of the queue, converges to a fair
 // share when several Sluice processes share an upstream, and its one decision per
 // signal is easy to reason about and test. With Floor == Ceiling the limit is fixed.
+//
+// Load. Where the upstream reports its own queue (ObserveLoad, from its metrics), the
+// limit also follows the server's slots: the server is full when more than MaxWaiting
+// requests wait there (or its KV cache is used MaxCacheUsage or more), and then its
+// slots are the requests it is running. From then on the limit is at most those slots
+// less the others' requests there (running and waiting, less this gate's in flight)
+// less Headroom: it steps down at once when others arrive, so that they do not queue
+// behind the batch, and climbs back as above, one per round trip, as they leave. A
+// server that has not been full for slotsMemory is measured again: the cap is
+// dropped until it is full once more. Latency alone cannot tell a queue from a
+// server that is merely busy, and so must either tolerate queueing or starve the
+// batch; the server's own count can tell.
 type Gate struct {
 	cfg GateConfig
 	now func() time.Time
@@ -59,6 +71,11 @@ type Gate struct {
 	lastObs time.Time
 	rtt     float64 // EWMA of whole requests' time, seconds
 	lastCut time.Time
+
+	// load, from the upstream's metrics
+	slots   float64   // the server's slots, seen when it was last full; 0: unknown
+	fullAt  time.Time // when it was last full
+	loadCap float64   // the most the limit may be now; 0: no cap
 }
 
 // GateConfig shapes a Gate. Zero fields take the defaults in brackets.
@@ -67,9 +84,14 @@ type GateConfig struct {
 	DownAfter      int           // failures in a row that mark the upstream down [5]
 	ProbeBase      time.Duration // first wait between probes [500ms]
 	ProbeMax       time.Duration // longest wait between probes [30s]
-	Tolerance      float64       // latency over its floor that is still no congestion [2]
+	Tolerance      float64       // latency over its floor that is still no congestion [DefaultTolerance]
 	Backoff        float64       // the limit's factor on overload [0.7]
-	Now            func() time.Time
+	// With ObserveLoad: waiting requests at which the server counts as full [0], its
+	// KV cache usage at which it does [0: not read], and slots left free for others [0].
+	MaxWaiting    int
+	MaxCacheUsage float64
+	Headroom      int
+	Now           func() time.Time
 }
 
 // Outcome is what one request through the gate came to.
@@ -90,6 +112,9 @@ const (
 	TimedOut
 )
 
+// DefaultTolerance is the latency tolerance of a gate whose config sets none.
+const DefaultTolerance = 2.0
+
 // NewGate returns a gate; see GateConfig for the defaults.
 func NewGate(cfg GateConfig) *Gate {
 	cfg.Ceiling = max(cfg.Ceiling, 1)
@@ -106,7 +131,7 @@ func NewGate(cfg GateConfig) *Gate {
 		cfg.ProbeMax = 30 * time.Second
 	}
 	if cfg.Tolerance <= 1 {
-		cfg.Tolerance = 2
+		cfg.Tolerance = DefaultTolerance
 	}
 	if cfg.Backoff <= 0 || cfg.Backoff >= 1 {
 		cfg.Backoff = 0.7
@@ -306,6 +331,47 @@ func (g *Gate) observe(now time.Time, rtt float64, tokens int) {
 		g.limit += 1 / g.limit
 	}
 	g.limit = math.Min(g.limit, float64(g.cfg.Ceiling))
+	if g.loadCap > 0 {
+		g.limit = math.Min(g.limit, g.loadCap)
+	}
+}
+
+// slotsMemory is how long the server's slots are trusted after it was last full.
+const slotsMemory = time.Minute
+
+// ObserveLoad takes the upstream's load as its metrics report it, and caps the limit
+// at the server's slots less the others' requests less the headroom (see Gate).
+func (g *Gate) ObserveLoad(l Load) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	full := l.Waiting > float64(g.cfg.MaxWaiting) || (g.cfg.MaxCacheUsage > 0 && l.CacheUsage >= g.cfg.MaxCacheUsage)
+	switch {
+	case full && l.Running > 0:
+		g.slots, g.fullAt = l.Running, now
+	case g.slots > 0 && now.Sub(g.fullAt) > slotsMemory:
+		g.slots = 0 // measure again: the server may have grown
+	case l.Running > g.slots && g.slots > 0:
+		g.slots = l.Running
+	}
+	if g.slots == 0 || !g.Adaptive() {
+		g.loadCap = 0
+		return
+	}
+	others := max(0, l.Running+l.Waiting-float64(g.inflight))
+	g.loadCap = max(float64(g.cfg.Floor), g.slots-others-float64(g.cfg.Headroom))
+	if g.limit > g.loadCap {
+		g.limit = g.loadCap
+		g.slowDone = true
+	}
+}
+
+// ForgetLoad drops what ObserveLoad learned, when the upstream's load can no longer
+// be read: the limit then follows latency alone.
+func (g *Gate) ForgetLoad() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.slots, g.loadCap = 0, 0
 }
 
 // cut shrinks the limit by factor, once per round trip.

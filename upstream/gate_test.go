@@ -208,3 +208,168 @@ func TestGateLatencyByAnswerLength(t *testing.T) {
 		})
 	}
 }
+
+// hold takes n slots of g and returns a func that gives them back as successes.
+func hold(t *testing.T, g *upstream.Gate, n int) (release func()) {
+	t.Helper()
+	for i := range n {
+		if _, ok := tryAcquire(t, g); !ok {
+			t.Fatalf("slot %d of %d: refused", i+1, n)
+		}
+	}
+	return func() {
+		for range n {
+			g.Release(false, upstream.Success, 50*time.Millisecond, 10, 0)
+		}
+	}
+}
+
+// The server's own queue caps the limit: its slots (the requests running when some
+// wait) less the others' requests less the headroom. The cap steps the limit down at
+// once, and the limit climbs back, a round trip at a time, as the others leave.
+func TestGateFollowsTheServersQueue(t *testing.T) {
+	t.Parallel()
+	setup := func(t *testing.T, cfg upstream.GateConfig) (*upstream.Gate, *fakeClock) {
+		t.Helper()
+		clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+		cfg.Now = clock.Now
+		return upstream.NewGate(cfg), clock
+	}
+	// grow sends successes at a steady latency, one at a time.
+	grow := func(g *upstream.Gate, clock *fakeClock, n int) {
+		for range n {
+			g.Acquire(context.Background())
+			g.Release(false, upstream.Success, 50*time.Millisecond, 10, 0)
+			clock.Add(time.Millisecond)
+		}
+	}
+
+	t.Run("StepsDownForOthersAndClimbsBack", func(t *testing.T) {
+		t.Parallel()
+		g, clock := setup(t, upstream.GateConfig{Floor: 1, Ceiling: 64, Headroom: 4})
+		grow(g, clock, 100)
+		if got := g.Limit(); got != 64 {
+			t.Fatalf("limit %d after slow start, want the ceiling 64", got)
+		}
+		// The batch fills the server alone: nothing waits, the slots are not known.
+		release := hold(t, g, 64)
+		g.ObserveLoad(upstream.Load{Running: 64, CacheUsage: -1})
+		if got := g.Limit(); got != 64 {
+			t.Fatalf("limit %d with the server full of the batch and no queue, want 64", got)
+		}
+		// Ten others arrive and queue: the server has 64 slots, the others 10.
+		g.ObserveLoad(upstream.Load{Running: 64, Waiting: 10, CacheUsage: -1})
+		if got := g.Limit(); got != 50 { // 64 - 10 - 4
+			t.Fatalf("limit %d with 10 others waiting, want 64 - 10 - 4 = 50", got)
+		}
+		release()
+		// The batch is down to 50; the others run, 14 of them now, none waits.
+		release = hold(t, g, 50)
+		g.ObserveLoad(upstream.Load{Running: 64, CacheUsage: -1})
+		if got := g.Limit(); got != 46 { // 64 - 14 - 4
+			t.Fatalf("limit %d with 14 others running, want 64 - 14 - 4 = 46", got)
+		}
+		release()
+		// The others leave: the cap rises to 60, and the limit climbs to it, not past.
+		g.ObserveLoad(upstream.Load{Running: 0, CacheUsage: -1})
+		grow(g, clock, 100)
+		if got := g.Limit(); got <= 46 || got >= 50 {
+			t.Fatalf("limit %d after 100 successes, want a climb of one a round trip (about 46 successes) from 46", got)
+		}
+		grow(g, clock, 2000)
+		if got := g.Limit(); got != 60 {
+			t.Fatalf("limit %d once the others left, want 64 - 4 = 60", got)
+		}
+	})
+
+	t.Run("OwnQueue", func(t *testing.T) {
+		t.Parallel()
+		// max_concurrency over the server's slots: only the batch's own requests wait.
+		g, clock := setup(t, upstream.GateConfig{Floor: 1, Ceiling: 80, Headroom: 2})
+		grow(g, clock, 200)
+		release := hold(t, g, 80)
+		defer release()
+		g.ObserveLoad(upstream.Load{Running: 64, Waiting: 16, CacheUsage: -1})
+		if got := g.Limit(); got != 62 {
+			t.Fatalf("limit %d with only its own requests waiting, want the slots less the headroom, 62", got)
+		}
+	})
+
+	t.Run("MaxWaiting", func(t *testing.T) {
+		t.Parallel()
+		g, clock := setup(t, upstream.GateConfig{Floor: 1, Ceiling: 64, MaxWaiting: 2})
+		grow(g, clock, 100)
+		release := hold(t, g, 60)
+		defer release()
+		g.ObserveLoad(upstream.Load{Running: 62, Waiting: 2, CacheUsage: -1})
+		if got := g.Limit(); got != 64 {
+			t.Fatalf("limit %d with 2 waiting and max_waiting 2, want 64", got)
+		}
+		g.ObserveLoad(upstream.Load{Running: 62, Waiting: 3, CacheUsage: -1})
+		if got := g.Limit(); got != 57 { // 62 - (62 + 3 - 60)
+			t.Fatalf("limit %d with 3 waiting, want 62 - 5 = 57", got)
+		}
+	})
+
+	t.Run("CacheUsage", func(t *testing.T) {
+		t.Parallel()
+		g, clock := setup(t, upstream.GateConfig{Floor: 1, Ceiling: 64, MaxCacheUsage: 0.9})
+		grow(g, clock, 100)
+		release := hold(t, g, 30)
+		defer release()
+		g.ObserveLoad(upstream.Load{Running: 40, CacheUsage: 0.85})
+		if got := g.Limit(); got != 64 {
+			t.Fatalf("limit %d with the cache at 0.85 of 0.9, want 64", got)
+		}
+		g.ObserveLoad(upstream.Load{Running: 40, CacheUsage: 0.95})
+		if got := g.Limit(); got != 30 { // 40 slots, 10 of them others'
+			t.Fatalf("limit %d with the cache full at 40 running, 10 of them others', want 30", got)
+		}
+	})
+
+	t.Run("FloorHolds", func(t *testing.T) {
+		t.Parallel()
+		g, clock := setup(t, upstream.GateConfig{Floor: 4, Ceiling: 64, Headroom: 8})
+		grow(g, clock, 100)
+		g.ObserveLoad(upstream.Load{Running: 64, Waiting: 100, CacheUsage: -1})
+		if got := g.Limit(); got != 4 {
+			t.Fatalf("limit %d under a long queue of others, want the floor 4", got)
+		}
+	})
+
+	t.Run("Forgets", func(t *testing.T) {
+		t.Parallel()
+		g, clock := setup(t, upstream.GateConfig{Floor: 1, Ceiling: 64})
+		grow(g, clock, 100)
+		release := hold(t, g, 32)
+		g.ObserveLoad(upstream.Load{Running: 32, Waiting: 1, CacheUsage: -1})
+		release()
+		if got := g.Limit(); got != 31 {
+			t.Fatalf("limit %d, want the 32 slots less the one other waiting, 31", got)
+		}
+		// Not full for over a minute: the slots are measured again, and the limit
+		// climbs past them.
+		clock.Add(2 * time.Minute)
+		g.ObserveLoad(upstream.Load{Running: 10, CacheUsage: -1})
+		grow(g, clock, 3000)
+		if got := g.Limit(); got != 64 {
+			t.Fatalf("limit %d a while after the server was last full, want the ceiling 64", got)
+		}
+		// ForgetLoad drops the cap at once.
+		g.ObserveLoad(upstream.Load{Running: 32, Waiting: 1, CacheUsage: -1})
+		g.ForgetLoad()
+		grow(g, clock, 3000)
+		if got := g.Limit(); got != 64 {
+			t.Fatalf("limit %d after ForgetLoad, want the ceiling 64", got)
+		}
+	})
+
+	t.Run("FixedIgnoresLoad", func(t *testing.T) {
+		t.Parallel()
+		g, _ := setup(t, upstream.GateConfig{Ceiling: 16})
+		g.ObserveLoad(upstream.Load{Running: 16, Waiting: 50, CacheUsage: -1})
+		if got := g.Limit(); got != 16 {
+			t.Fatalf("fixed limit %d under a queue, want 16", got)
+		}
+	})
+}

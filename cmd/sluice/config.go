@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -194,12 +195,34 @@ type UpstreamConfig struct {
 	MaxConcurrency int    `yaml:"max_concurrency"`
 	// MinConcurrency, below max_concurrency, makes the limit adapt between the two.
 	MinConcurrency int `yaml:"min_concurrency"`
+	// LatencyTolerance is how far latency may rise over its floor, as a ratio above 1,
+	// before the adaptive limit reads congestion; unset, the gate's default.
+	LatencyTolerance float64 `yaml:"latency_tolerance"`
+	// Load reads the server's own queue from its metrics; the limit then adapts
+	// (min_concurrency defaults to 1) and leaves the server to others' requests.
+	Load *UpstreamLoadConfig `yaml:"load"`
 	// Zone is the data zone the server runs in (e.g. us, eu): a datazone deployment
 	// uses only upstreams of its own zone.
 	Zone string `yaml:"zone"`
 	// MaxTokensOnly: the server reads max_tokens and ignores max_completion_tokens
 	// (Ollama); a line's max_completion_tokens is then sent as max_tokens too.
 	MaxTokensOnly bool `yaml:"max_tokens_only"`
+}
+
+// UpstreamLoadConfig is where and how an upstream's load is read: `load: {metrics: vllm}`.
+type UpstreamLoadConfig struct {
+	// Metrics is the server kind, which names the gauges read: vllm or sglang.
+	Metrics string `yaml:"metrics"`
+	// URL is the metrics endpoint; unset, /metrics at the root of base_url's host.
+	URL string `yaml:"url"`
+	// Interval is the time between reads; unset, 250ms.
+	Interval time.Duration `yaml:"interval"`
+	// MaxWaiting is how many requests may wait at the server before it counts as full.
+	MaxWaiting int `yaml:"max_waiting"`
+	// Headroom is how many of the server's slots the batch leaves free for others.
+	Headroom *int `yaml:"headroom"`
+	// MaxCacheUsage (0 to 1) counts the server as full from this KV-cache usage on.
+	MaxCacheUsage float64 `yaml:"max_cache_usage"`
 }
 
 // EngineConfig tunes the engine; zero values keep its defaults.
@@ -400,6 +423,14 @@ func (c *Config) Validate() error {
 			if u.MaxConcurrency < 0 {
 				return fmt.Errorf("deployments[%d].upstreams[%d].max_concurrency is negative", i, j)
 			}
+			if t := u.LatencyTolerance; t != 0 && t <= 1 {
+				return fmt.Errorf("deployments[%d].upstreams[%d].latency_tolerance %g: want a ratio above 1, such as 1.5", i, j, t)
+			}
+			if l := u.Load; l != nil {
+				if err := l.validate(); err != nil {
+					return fmt.Errorf("deployments[%d].upstreams[%d].load.%w", i, j, err)
+				}
+			}
 		}
 	}
 	projects := make(map[string]bool)
@@ -443,6 +474,29 @@ func (c *Config) Validate() error {
 	// busy process loses leases on chunks it is still sending and sends them twice.
 	if l := c.Engine.LeaseDuration; l != 0 && l < minLeaseDuration {
 		return fmt.Errorf("engine.lease_duration %s is shorter than %s", l, minLeaseDuration)
+	}
+	return nil
+}
+
+// validate checks a load block; its errors start with the field's name.
+func (l *UpstreamLoadConfig) validate() error {
+	if !slices.Contains(upstream.MetricsKinds(), l.Metrics) {
+		return fmt.Errorf("metrics %q: want one of %s", l.Metrics, strings.Join(upstream.MetricsKinds(), ", "))
+	}
+	if l.URL != "" {
+		if err := checkBaseURL(l.URL); err != nil {
+			return fmt.Errorf("url: %w", err)
+		}
+	}
+	switch {
+	case l.Interval < 0 || (l.Interval > 0 && l.Interval < 10*time.Millisecond):
+		return fmt.Errorf("interval %s: want 10ms or more", l.Interval)
+	case l.MaxWaiting < 0:
+		return fmt.Errorf("max_waiting %d is negative", l.MaxWaiting)
+	case l.Headroom != nil && *l.Headroom < 0:
+		return fmt.Errorf("headroom %d is negative", *l.Headroom)
+	case l.MaxCacheUsage < 0 || l.MaxCacheUsage > 1:
+		return fmt.Errorf("max_cache_usage %g: want a share from 0 to 1", l.MaxCacheUsage)
 	}
 	return nil
 }
@@ -509,6 +563,16 @@ func (c *Config) projectLimits() map[string]sluice.ProjectLimits {
 	return out
 }
 
+// defaultHeadroom is the slots an upstream whose load is read leaves free for others
+// when its config does not say: a sixteenth of max_concurrency (16 when unset), which
+// P5 measured (BENCHMARKS.md).
+func defaultHeadroom(maxConcurrency int) int {
+	if maxConcurrency <= 0 {
+		maxConcurrency = 16
+	}
+	return maxConcurrency / 16
+}
+
 // domain returns the deployments as the engine takes them.
 func (c *Config) domain() []sluice.Deployment {
 	var out []sluice.Deployment
@@ -539,10 +603,18 @@ func (c *Config) domain() []sluice.Deployment {
 			}
 		}
 		for _, u := range d.Upstreams {
-			dep.Upstreams = append(dep.Upstreams, sluice.Upstream{
+			up := sluice.Upstream{
 				BaseURL: u.BaseURL, Model: u.Model, APIKey: u.APIKey, MaxConcurrency: u.MaxConcurrency, MinConcurrency: u.MinConcurrency,
-				MaxTokensOnly: u.MaxTokensOnly,
-			})
+				MaxTokensOnly: u.MaxTokensOnly, LatencyTolerance: u.LatencyTolerance,
+			}
+			if l := u.Load; l != nil {
+				up.Load = &sluice.UpstreamLoad{Metrics: l.Metrics, URL: l.URL, Interval: l.Interval, MaxWaiting: l.MaxWaiting,
+					Headroom: defaultHeadroom(u.MaxConcurrency), MaxCacheUsage: l.MaxCacheUsage}
+				if l.Headroom != nil {
+					up.Load.Headroom = *l.Headroom
+				}
+			}
+			dep.Upstreams = append(dep.Upstreams, up)
 		}
 		out = append(out, dep)
 	}
