@@ -3,6 +3,7 @@
 # ratio to the ideal 64 / 50 ms = 1,280 lines/s, beside a plain HTTP client. Prints a
 # markdown table with a row per gate setting (fixed and adaptive).
 #   bash bench/upstreambound.sh [LINES]
+# MODES picks the gate settings (default fixed,adaptive; also metrics and latency:T).
 # Environment: ROUNDS (default 3); SIM_ARGS, extra `sluice sim` arguments (e.g.
 # "--max-tokens 100000" for answers of one length); SLUICE, a sluice binary to measure
 # instead of one built from this tree.
@@ -16,4 +17,4 @@ if [[ -z $sluice ]]; then
 	go build -o "$sluice" ./cmd/sluice
 fi
 go build -o "$tmp/upstreambound" ./bench/upstreambound
-"$tmp/upstreambound" -sluice "$sluice" -lines "${1:-20000}" -rounds "${ROUNDS:-3}" -sim-args "${SIM_ARGS:-}"
+"$tmp/upstreambound" -sluice "$sluice" -lines "${1:-20000}" -rounds "${ROUNDS:-3}" -modes "${MODES:-fixed,adaptive}" -sim-args "${SIM_ARGS:-}"

@@ -69,6 +69,7 @@ type config struct {
 	probe     time.Duration
 	lines     int
 	seed      int64
+	load      string // the load block of mode metrics
 	stderr    io.Writer
 }
 
@@ -90,6 +91,7 @@ func run() error {
 	flag.DurationVar(&cfg.probe, "probe", 5*time.Second, "how long the capacity is measured")
 	flag.IntVar(&cfg.lines, "lines", 60000, "lines in the batch: more than the window can finish")
 	flag.Int64Var(&cfg.seed, "seed", 1, "seed of the online load")
+	flag.StringVar(&cfg.load, "load", "{metrics: vllm}", "the upstream's load block in mode metrics, in YAML; -modes also takes metrics (adaptive, reading the simulator's vLLM gauges) and latency:T (adaptive, latency_tolerance T)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flag.Args())
@@ -103,7 +105,7 @@ func run() error {
 	}
 	var modeList []string
 	for _, m := range strings.Split(*modes, ",") {
-		if _, _, err := gate(m, cfg.capacity); err != nil {
+		if _, _, err := gate(baseMode(m), cfg.capacity); err != nil {
 			return err
 		}
 		modeList = append(modeList, m)
@@ -314,7 +316,7 @@ func waitIdle(simURL string) error {
 // warm-up runs the online load beside it.
 func withBatch(cfg config, simURL, mode string, rate float64) (row, error) {
 	var r row
-	lo, hi, err := gate(mode, cfg.capacity)
+	lo, hi, err := gate(baseMode(mode), cfg.capacity)
 	if err != nil {
 		return r, err
 	}
@@ -327,7 +329,7 @@ func withBatch(cfg config, simURL, mode string, rate float64) (row, error) {
     upstreams:
       - base_url: %s
         %s
-`, harness.Deployment, simURL, up), cfg.stderr)
+`, harness.Deployment, simURL, up+settings(mode, cfg.load)), cfg.stderr)
 	if err != nil {
 		return r, err
 	}
@@ -475,4 +477,29 @@ type child struct {
 func (c *child) Stop() {
 	c.Child.Stop()
 	os.RemoveAll(c.dir)
+}
+
+// baseMode is the gate setting whose concurrency bounds mode has: metrics and latency:T
+// are fixed, made adaptive by settings.
+func baseMode(mode string) string {
+	if settings(mode, "") != "" {
+		return "fixed"
+	}
+	return mode
+}
+
+// settings returns the upstream settings that mode adds, as YAML indented for the
+// config: metrics, min_concurrency 1 and the load block; latency:T, min_concurrency 1
+// and latency_tolerance T; "" for any other mode.
+func settings(mode, load string) string {
+	const adaptive = "\n        min_concurrency: 1"
+	if t, ok := strings.CutPrefix(mode, "latency:"); ok {
+		if v, err := strconv.ParseFloat(t, 64); err == nil && v > 1 {
+			return adaptive + "\n        latency_tolerance: " + t
+		}
+	}
+	if mode == "metrics" {
+		return adaptive + "\n        load: " + load
+	}
+	return ""
 }

@@ -83,7 +83,7 @@ func run() error {
 	}
 	var modeList []string
 	for _, m := range strings.Split(*modes, ",") {
-		if m != "fixed" && m != "adaptive" {
+		if m != "fixed" && m != "adaptive" && settings(m) == "" {
 			return fmt.Errorf("-modes: %q is not fixed or adaptive", m)
 		}
 		modeList = append(modeList, m)
@@ -205,7 +205,7 @@ func sluiceRound(cfg config, simURL, mode string, input []byte) (sluiceRun, erro
     upstreams:
       - base_url: %s
         %s
-`, harness.Deployment, simURL, up), cfg.stderr)
+`, harness.Deployment, simURL, up+settings(mode)), cfg.stderr)
 	if err != nil {
 		return sluiceRun{}, err
 	}
@@ -332,4 +332,20 @@ func getJSON(url string, v any) error {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// settings returns the upstream settings of the modes beyond fixed and adaptive, as
+// YAML indented for the config: metrics (adaptive, reading the simulator's vLLM
+// gauges) and latency:T (adaptive, with latency_tolerance T); "" for any other mode.
+func settings(mode string) string {
+	const adaptive = "\n        min_concurrency: 1"
+	if t, ok := strings.CutPrefix(mode, "latency:"); ok {
+		if v, err := strconv.ParseFloat(t, 64); err == nil && v > 1 {
+			return adaptive + "\n        latency_tolerance: " + t
+		}
+	}
+	if mode == "metrics" {
+		return adaptive + "\n        load: {metrics: vllm}"
+	}
+	return ""
 }
