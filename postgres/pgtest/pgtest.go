@@ -1,5 +1,6 @@
 // Package pgtest gives tests a PostgreSQL to run against: the cluster that
-// scripts/postgres.sh starts, and a schema of their own in it.
+// scripts/postgres.sh starts, and a schema of their own in it; or, for a test that
+// stops and starts the server, a cluster of its own (MustStartCluster).
 package pgtest
 
 import (
