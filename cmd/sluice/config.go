@@ -272,17 +272,8 @@ func (c *Config) readKeys(getenv func(string) string) error {
 		for j := range c.Projects[i].Keys {
 			k := &c.Projects[i].Keys[j]
 			field := fmt.Sprintf("projects[%d].keys[%d]", i, j)
-			switch {
-			case k.KeyEnv != "":
-				if k.Key = getenv(k.KeyEnv); k.Key == "" {
-					return fmt.Errorf("%s.key_env: %s is not set", field, k.KeyEnv)
-				}
-			case k.KeyFile != "":
-				key, err := readKeyFile(k.KeyFile)
-				if err != nil {
-					return fmt.Errorf("%s.key_file: %w", field, err)
-				}
-				k.Key = key
+			if err := readSecret(getenv, &k.Key, field+".key_env", k.KeyEnv, field+".key_file", k.KeyFile); err != nil {
+				return err
 			}
 		}
 	}
@@ -290,19 +281,28 @@ func (c *Config) readKeys(getenv func(string) string) error {
 		for j := range c.Deployments[i].Upstreams {
 			u := &c.Deployments[i].Upstreams[j]
 			field := fmt.Sprintf("deployments[%d].upstreams[%d]", i, j)
-			switch {
-			case u.APIKeyEnv != "":
-				if u.APIKey = getenv(u.APIKeyEnv); u.APIKey == "" {
-					return fmt.Errorf("%s.api_key_env: %s is not set", field, u.APIKeyEnv)
-				}
-			case u.APIKeyFile != "":
-				key, err := readKeyFile(u.APIKeyFile)
-				if err != nil {
-					return fmt.Errorf("%s.api_key_file: %w", field, err)
-				}
-				u.APIKey = key
+			if err := readSecret(getenv, &u.APIKey, field+".api_key_env", u.APIKeyEnv, field+".api_key_file", u.APIKeyFile); err != nil {
+				return err
 			}
 		}
+	}
+	return nil
+}
+
+// readSecret sets *dst from the environment variable env, or else from file, when one
+// is named; envField and fileField name them in errors.
+func readSecret(getenv func(string) string, dst *string, envField, env, fileField, file string) error {
+	switch {
+	case env != "":
+		if *dst = getenv(env); *dst == "" {
+			return fmt.Errorf("%s: %s is not set", envField, env)
+		}
+	case file != "":
+		key, err := readKeyFile(file)
+		if err != nil {
+			return fmt.Errorf("%s: %w", fileField, err)
+		}
+		*dst = key
 	}
 	return nil
 }
