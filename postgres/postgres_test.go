@@ -125,39 +125,15 @@ func TestReplicas(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t)
 		const creates, tokens, limit = 40, 100, 1000
-		var (
-			wg       sync.WaitGroup
-			mu       sync.Mutex
-			admitted int
-		)
-		for i := range creates {
-			s := bundle.a
-			if i%2 == 1 {
-				s = bundle.b
+		lim := sluice.AdmitLimits{Deployment: limit, Project: sluice.ProjectLimits{EnqueuedTokens: limit}}
+		admitted := storetest.AdmitConcurrently(t, []sluice.Store{bundle.a, bundle.b}, creates, func(i int) *sluice.Batch {
+			b := &sluice.Batch{ID: fmt.Sprint("batch-", i), Project: "proj-a", Endpoint: "/v1/chat/completions", CompletionWindow: "24h",
+				Status: sluice.StatusValidating, Deployment: "dep-a", InputTokens: tokens, CreatedAt: time.Now()}
+			if i%4 >= 2 {
+				b.Deployment = "dep-b" // the project's limit binds across deployments
 			}
-			wg.Go(func() {
-				b := &sluice.Batch{ID: fmt.Sprint("batch-", i), Project: "proj-a", Endpoint: "/v1/chat/completions", CompletionWindow: "24h",
-					Status: sluice.StatusValidating, Deployment: "dep-a", InputTokens: tokens, CreatedAt: time.Now()}
-				if i%4 >= 2 {
-					// The project's limit binds across deployments.
-					b.Deployment = "dep-b"
-				}
-				lim := sluice.AdmitLimits{Deployment: limit, Project: sluice.ProjectLimits{EnqueuedTokens: limit}}
-				res, err := s.AdmitBatch(t.Context(), b, lim)
-				if err != nil {
-					t.Error(err)
-				}
-				if res.Held > limit || res.ProjectTokens > limit {
-					t.Errorf("admit %s: held %d, project %d, over the limit %d", b.ID, res.Held, res.ProjectTokens, limit)
-				}
-				if res.Admitted {
-					mu.Lock()
-					admitted++
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
+			return b
+		}, lim)
 		if admitted != limit/tokens {
 			t.Errorf("admitted %d of %d, want %d", admitted, creates, limit/tokens)
 		}

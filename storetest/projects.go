@@ -18,6 +18,37 @@ func MustAdmit(tb testing.TB, s sluice.Store, b *sluice.Batch, lim sluice.AdmitL
 	return res
 }
 
+// AdmitConcurrently admits n batches at once, batch i made by mk and sent to
+// stores[i%len(stores)] under lim, and returns how many were admitted. Every
+// admission's result must stay within lim.
+func AdmitConcurrently(tb testing.TB, stores []sluice.Store, n int, mk func(i int) *sluice.Batch, lim sluice.AdmitLimits) int {
+	tb.Helper()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		admitted int
+	)
+	for i := range n {
+		wg.Go(func() {
+			b := mk(i)
+			res, err := stores[i%len(stores)].AdmitBatch(tb.Context(), b, lim)
+			if err != nil {
+				tb.Error(err)
+			}
+			if (lim.Deployment > 0 && res.Held > lim.Deployment) || (lim.Project.EnqueuedTokens > 0 && res.ProjectTokens > lim.Project.EnqueuedTokens) {
+				tb.Errorf("admit %s: held %d, project %d, past %+v", b.ID, res.Held, res.ProjectTokens, lim)
+			}
+			if res.Admitted {
+				mu.Lock()
+				admitted++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return admitted
+}
+
 // projectBatch returns a batch of project p and deployment dep holding tokens.
 func projectBatch(id, p, dep string, tokens int64, status sluice.Status) *sluice.Batch {
 	b := tokenBatch(id, dep, tokens, status)
@@ -159,26 +190,9 @@ func runProjects(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		s := setup(t)
 		const creates, tokens, limit = 20, 100, 500
 		lim := sluice.AdmitLimits{Project: sluice.ProjectLimits{EnqueuedTokens: limit}}
-		var (
-			wg       sync.WaitGroup
-			mu       sync.Mutex
-			admitted int
-		)
-		for i := range creates {
-			wg.Go(func() {
-				dep := []string{"dep-a", "dep-b"}[i%2]
-				res, err := s.AdmitBatch(t.Context(), projectBatch(string(rune('a'+i)), "proj-a", dep, tokens, sluice.StatusValidating), lim)
-				if err != nil {
-					t.Error(err)
-				}
-				if res.Admitted {
-					mu.Lock()
-					admitted++
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
+		admitted := AdmitConcurrently(t, []sluice.Store{s}, creates, func(i int) *sluice.Batch {
+			return projectBatch(string(rune('a'+i)), "proj-a", []string{"dep-a", "dep-b"}[i%2], tokens, sluice.StatusValidating)
+		}, lim)
 		if admitted != limit/tokens {
 			t.Errorf("admitted %d of %d, want %d", admitted, creates, limit/tokens)
 		}

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -116,25 +115,9 @@ func runQuota(t *testing.T, setup func(t *testing.T) sluice.Store) {
 		t.Parallel()
 		s := setup(t)
 		const creates, tokens, limit = 20, 100, 1000
-		var (
-			wg       sync.WaitGroup
-			mu       sync.Mutex
-			admitted int
-		)
-		for i := range creates {
-			wg.Go(func() {
-				res, err := s.AdmitBatch(t.Context(), tokenBatch(string(rune('a'+i)), "dep-a", tokens, sluice.StatusValidating), sluice.AdmitLimits{Deployment: limit})
-				if err != nil {
-					t.Error(err)
-				}
-				if res.Admitted {
-					mu.Lock()
-					admitted++
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
+		admitted := AdmitConcurrently(t, []sluice.Store{s}, creates, func(i int) *sluice.Batch {
+			return tokenBatch(string(rune('a'+i)), "dep-a", tokens, sluice.StatusValidating)
+		}, sluice.AdmitLimits{Deployment: limit})
 		if admitted != limit/tokens {
 			t.Errorf("admitted %d of %d, want %d", admitted, creates, limit/tokens)
 		}
