@@ -282,11 +282,14 @@ func (e *Engine) claimAndQueue(ctx context.Context, d *deployment, r *run) (int,
 		}
 		return 0, err
 	}
+	jobs = groupByPrefix(jobs)
 	for i, j := range jobs {
 		select {
 		case d.jobs <- j:
 		case <-ctx.Done():
-			e.commit.releaseAll(r, reqs[i:])
+			for _, left := range jobs[i:] {
+				e.commit.release(r, left.req)
+			}
 			return i, ctx.Err()
 		}
 	}

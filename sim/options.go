@@ -44,11 +44,18 @@ type Options struct {
 	Capacity   int     // requests served at once by all callers together; more wait in a FIFO queue; 0 = off
 	Slowdown   float64 // with Capacity: share of a lone request's generation time each other request served adds; 0 = none
 	QueueLimit int     // with Capacity: requests waiting at most; more answer 429 with Retry-After; 0 = no limit
+
+	// The prefix cache: the prompts of the last PrefixCache distinct prefixes (a chat's
+	// leading system and developer messages, a response's instructions) are kept, and a
+	// request with a kept prefix waits PrefixSaving less of Latency. 0 = no cache.
+	PrefixCache  int
+	PrefixSaving float64 // share of Latency a cached prefix saves, in [0,1]; default 0.5
 }
 
 // RegisterFlags adds the knobs as flags: -latency, -tokens-per-second, -max-concurrency,
 // -retry-after, -fail-rate, -rate-limit-rate, -hang-rate, -reset-rate, -seed,
-// -max-tokens, -model, -no-usage, -capacity, -slowdown, -queue-limit. Each flag's default is the field's current value, or the
+// -max-tokens, -model, -no-usage, -capacity, -slowdown, -queue-limit, -prefix-cache,
+// -prefix-saving. Each flag's default is the field's current value, or the
 // default New would apply when the field is zero.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	if o.RetryAfter == 0 {
@@ -75,6 +82,8 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.Capacity, "capacity", o.Capacity, "requests served at once by all callers together; more wait in a FIFO queue; 0 means no shared-capacity model")
 	fs.Float64Var(&o.Slowdown, "slowdown", o.Slowdown, "with -capacity: share of a lone request's generation time that each other request served adds")
 	fs.IntVar(&o.QueueLimit, "queue-limit", o.QueueLimit, "with -capacity: requests waiting at most, above which the simulator answers 429; 0 means no limit")
+	fs.IntVar(&o.PrefixCache, "prefix-cache", o.PrefixCache, "prompt prefixes (leading system messages, instructions) kept in a simulated prefix cache; 0 means none")
+	fs.Float64Var(&o.PrefixSaving, "prefix-saving", o.PrefixSaving, "with -prefix-cache: share of -latency a request with a cached prefix saves (default 0.5)")
 }
 
 // Validate returns an error naming the field when a rate is outside [0,1] or a number is
@@ -92,6 +101,7 @@ func (o Options) Validate() error {
 	rate("RateLimitRate", "rate-limit-rate", o.RateLimitRate)
 	rate("HangRate", "hang-rate", o.HangRate)
 	rate("ResetRate", "reset-rate", o.ResetRate)
+	rate("PrefixSaving", "prefix-saving", o.PrefixSaving)
 	negative := func(field, flag string, v any) {
 		errs = append(errs, fmt.Errorf("sim: %s (-%s) is %v, want it not negative", field, flag, v))
 	}
@@ -112,6 +122,9 @@ func (o Options) Validate() error {
 	}
 	if o.Capacity < 0 {
 		negative("Capacity", "capacity", o.Capacity)
+	}
+	if o.PrefixCache < 0 {
+		negative("PrefixCache", "prefix-cache", o.PrefixCache)
 	}
 	if o.Slowdown < 0 || math.IsNaN(o.Slowdown) || math.IsInf(o.Slowdown, 1) {
 		errs = append(errs, fmt.Errorf("sim: Slowdown (-slowdown) is %v, want a finite number not negative", o.Slowdown))

@@ -37,6 +37,8 @@ type Server struct {
 	limited   float64
 	fail      float64
 	pool      *pool // the shared-capacity model; nil when off
+	prefixes  *prefixCache // the prefix cache; nil when off
+	saving    float64      // share of latency a cached prefix saves
 
 	idHi, idSalt uint64 // make request ids unique across servers
 
@@ -52,6 +54,8 @@ type Server struct {
 	ids         atomic.Uint64
 	requests    atomic.Int64
 	completed   atomic.Int64
+
+	prefixHits, prefixMisses atomic.Int64
 	invalid     atomic.Int64
 	canceled    atomic.Int64
 	inFlight    atomic.Int64
@@ -77,6 +81,10 @@ type Stats struct {
 	Running     int64  `json:"running"`       // requests holding one of Capacity's slots now; without Capacity, InFlight
 	Waiting     int64  `json:"waiting"`       // requests waiting for one of Capacity's slots now
 	MaxWaiting  int64  `json:"max_waiting"`   // the most Waiting seen
+	// With a prefix cache: answered requests whose prompt prefix was kept, and those
+	// with a prefix that was not. Requests without a prefix count in neither.
+	PrefixHits   int64 `json:"prefix_hits"`
+	PrefixMisses int64 `json:"prefix_misses"`
 }
 
 // Faults counts a Server's injected faults by kind.
@@ -118,6 +126,13 @@ func New(opts Options) *Server {
 			slowdown = 0
 		}
 		s.pool = newPool(opts.Capacity, max(opts.QueueLimit, 0), s.tps, slowdown)
+	}
+	if opts.PrefixCache > 0 {
+		s.prefixes = newPrefixCache(opts.PrefixCache)
+		s.saving = 0.5
+		if v := opts.PrefixSaving; v > 0 && v <= 1 {
+			s.saving = v
+		}
 	}
 	if s.maxTokens <= 0 {
 		s.maxTokens = DefaultMaxTokens
@@ -193,8 +208,10 @@ func (s *Server) Stats() Stats {
 			Hang:            s.faults.hang.Load(),
 			Reset:           s.faults.reset.Load(),
 		},
-		InFlight:    s.inFlight.Load(),
-		MaxInFlight: s.maxInFlight.Load(),
+		InFlight:     s.inFlight.Load(),
+		MaxInFlight:  s.maxInFlight.Load(),
+		PrefixHits:   s.prefixHits.Load(),
+		PrefixMisses: s.prefixMisses.Load(),
 	}
 	if s.pool == nil {
 		st.Running = st.InFlight
@@ -400,8 +417,19 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, h http.
 		writeBody(w, h, e.status, jsonType, appendError(out[:0], e))
 		return
 	}
+	latency := s.latency
+	if s.prefixes != nil {
+		if h := prefixHash(ep, body); h != 0 {
+			if s.prefixes.touch(h) {
+				s.prefixHits.Add(1)
+				latency = time.Duration(float64(latency) * (1 - s.saving))
+			} else {
+				s.prefixMisses.Add(1)
+			}
+		}
+	}
 	if s.pool != nil {
-		switch s.pool.serve(r.Context(), s.latency, float64(tokens)) {
+		switch s.pool.serve(r.Context(), latency, float64(tokens)) {
 		case poolFull:
 			s.faults.queueFull.Add(1)
 			status = s.writeRetry(w, h, s.queueBody)
@@ -410,7 +438,7 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, h http.
 			s.canceled.Add(1)
 			return
 		}
-	} else if !s.wait(r.Context(), tokens) {
+	} else if !s.wait(r.Context(), latency, tokens) {
 		s.canceled.Add(1)
 		return
 	}
@@ -503,9 +531,10 @@ func (s *Server) delay(tokens int) time.Duration {
 	return d
 }
 
-// wait sleeps for delay(tokens), and returns false if ctx ended first.
-func (s *Server) wait(ctx context.Context, tokens int) bool {
-	d := s.delay(tokens)
+// wait sleeps for latency and the generation time of tokens, and returns false if ctx
+// ended first.
+func (s *Server) wait(ctx context.Context, latency time.Duration, tokens int) bool {
+	d := latency + s.delay(tokens) - s.latency
 	if d <= 0 {
 		return true
 	}
