@@ -17,6 +17,14 @@
 // answers are 5 to 16 tokens long unless -sim-args says otherwise ("--max-tokens
 // 100000" makes every answer as long as its max_tokens, 16): the time of a request
 // does not depend on its length, which the adaptive gate's latency signal notices.
+//
+// With -upstream the batch goes to a real server instead (its base URL, with /v1; -model
+// names its model, which every request is sent with), such as the Ollama that
+// scripts/ollama.sh starts. Its capacity is not known beforehand: the plain client
+// with -slots workers measures it in each round, and Sluice is reported as a ratio to
+// that.
+//
+//	OLLAMA_NUM_PARALLEL=2 bash scripts/ollama.sh sh -c 'go run ./bench/upstreambound -sluice /tmp/sluice -upstream $OLLAMA_URL/v1 -model $OLLAMA_MODEL -slots 8 -lines 600'
 package main
 
 import (
@@ -47,13 +55,15 @@ func main() {
 }
 
 type config struct {
-	bin     string
-	lines   int
-	slots   int
-	latency time.Duration
-	poll    time.Duration
-	timeout time.Duration
-	stderr  io.Writer
+	bin      string
+	upstream string // a real server's base URL; "" starts the simulator
+	model    string // the model the upstream is sent
+	lines    int
+	slots    int
+	latency  time.Duration
+	poll     time.Duration
+	timeout  time.Duration
+	stderr   io.Writer
 }
 
 func run() error {
@@ -65,6 +75,8 @@ func run() error {
 		verbose = flag.Bool("v", false, "show the logs of sluice and the simulator")
 	)
 	flag.StringVar(&cfg.bin, "sluice", "sluice", "path of the sluice binary")
+	flag.StringVar(&cfg.upstream, "upstream", "", "base URL (with /v1) of a real OpenAI-compatible server to use instead of the simulator")
+	flag.StringVar(&cfg.model, "model", "", "with -upstream: the model to send it")
 	flag.IntVar(&cfg.lines, "lines", 20000, "lines in the batch")
 	flag.IntVar(&cfg.slots, "slots", 64, "the simulator's capacity, and Sluice's max_concurrency")
 	flag.DurationVar(&cfg.latency, "latency", 50*time.Millisecond, "the simulator's time per request")
@@ -89,27 +101,36 @@ func run() error {
 		modeList = append(modeList, m)
 	}
 
-	sim, err := harness.Start(cfg.bin, `sluice sim listening on (http://\S+)`, &harness.Options{Stderr: cfg.stderr},
-		append([]string{"sim", "--addr", "127.0.0.1:0", "--capacity", strconv.Itoa(cfg.slots), "--latency", cfg.latency.String()},
-			strings.Fields(*simArgs)...)...)
-	if err != nil {
-		return err
+	upURL := strings.TrimRight(cfg.upstream, "/")
+	if upURL == "" {
+		sim, err := harness.Start(cfg.bin, `sluice sim listening on (http://\S+)`, &harness.Options{Stderr: cfg.stderr},
+			append([]string{"sim", "--addr", "127.0.0.1:0", "--capacity", strconv.Itoa(cfg.slots), "--latency", cfg.latency.String()},
+				strings.Fields(*simArgs)...)...)
+		if err != nil {
+			return err
+		}
+		defer sim.Stop()
+		upURL = sim.URL
+	} else if cfg.model == "" {
+		return errors.New("-upstream needs -model")
 	}
-	defer sim.Stop()
 
 	input := harness.Requests(cfg.lines)
 	ideal := float64(cfg.slots) / cfg.latency.Seconds()
 	var plain []float64
 	runs := map[string][]sluiceRun{}
 	for r := range *rounds {
-		p, err := plainClient(sim.URL, input, cfg.slots)
+		p, err := plainClient(upURL, cfg.model, input, cfg.slots)
 		if err != nil {
 			return fmt.Errorf("round %d: plain client: %w", r+1, err)
 		}
 		plain = append(plain, float64(cfg.lines)/p.Seconds())
-		fmt.Fprintf(os.Stderr, "round %d: plain %.2fs (%.0f lines/s, %.3f of ideal)\n", r+1, p.Seconds(), plain[r], plain[r]/ideal)
+		if cfg.upstream != "" {
+			ideal = plain[r] // the server's capacity is what the plain client gets
+		}
+		fmt.Fprintf(os.Stderr, "round %d: plain %.2fs (%.1f lines/s, %.3f of ideal)\n", r+1, p.Seconds(), plain[r], plain[r]/ideal)
 		for _, mode := range modeList {
-			s, err := sluiceRound(cfg, sim.URL, mode, input)
+			s, err := sluiceRound(cfg, upURL, mode, input)
 			if err != nil {
 				return fmt.Errorf("round %d: sluice %s: %w", r+1, mode, err)
 			}
@@ -121,6 +142,21 @@ func run() error {
 	}
 
 	plainRate := harness.Median(plain)
+	if cfg.upstream != "" {
+		fmt.Printf("| lines | upstream | plain client lines/s (%d workers) | gate | sluice lines/s, upload to download | **sluice / plain** | sluice lines/s, in_progress to completed | dispatch / plain | the rounds (sluice / plain) |\n", cfg.slots)
+		fmt.Printf("|---|---|---|---|---|---|---|---|---|\n")
+		for _, mode := range modeList {
+			total := harness.Median(rates(cfg.lines, runs[mode], func(s sluiceRun) time.Duration { return s.total }))
+			dispatch := harness.Median(rates(cfg.lines, runs[mode], func(s sluiceRun) time.Duration { return s.dispatch }))
+			var each []string
+			for i, s := range runs[mode] {
+				each = append(each, fmt.Sprintf("%.3f", float64(cfg.lines)/s.total.Seconds()/plain[i]))
+			}
+			fmt.Printf("| %d | %s | %.1f | %s | %.1f | **%.3f** | %.1f | %.3f | %s |\n",
+				cfg.lines, cfg.model, plainRate, mode, total, total/plainRate, dispatch, dispatch/plainRate, strings.Join(each, ", "))
+		}
+		return nil
+	}
 	fmt.Printf("| lines | slots × latency | ideal lines/s | plain client lines/s | plain / ideal | gate | sluice lines/s, upload to download | **sluice / ideal** | sluice lines/s, in_progress to completed | dispatch / ideal |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, mode := range modeList {
@@ -141,8 +177,8 @@ func rates(lines int, runs []sluiceRun, elapsed func(sluiceRun) time.Duration) [
 }
 
 // plainClient sends every line's body to the simulator with concurrency workers and
-// reads each answer whole.
-func plainClient(simURL string, input []byte, concurrency int) (time.Duration, error) {
+// reads each answer whole; with a model, it sends that model instead of the line's.
+func plainClient(simURL, model string, input []byte, concurrency int) (time.Duration, error) {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: concurrency, MaxIdleConnsPerHost: concurrency}}
 	defer hc.CloseIdleConnections()
 	lines := bytes.Split(bytes.TrimSpace(input), []byte("\n"))
@@ -164,6 +200,9 @@ func plainClient(simURL string, input []byte, concurrency int) (time.Duration, e
 				if json.Unmarshal(lines[i], &line) != nil {
 					failed.Add(1)
 					continue
+				}
+				if model != "" {
+					line.Body = bytes.Replace(line.Body, []byte(`"model":"`+harness.Deployment+`"`), []byte(`"model":"`+model+`"`), 1)
 				}
 				resp, err := hc.Post(simURL+"/chat/completions", "application/json", bytes.NewReader(line.Body))
 				if err != nil {
@@ -200,6 +239,9 @@ func sluiceRound(cfg config, simURL, mode string, input []byte) (sluiceRun, erro
 	if mode == "adaptive" {
 		up += "\n        min_concurrency: 1"
 	}
+	if cfg.model != "" {
+		up += "\n        model: " + cfg.model
+	}
 	child, err := startServe(cfg.bin, fmt.Sprintf(`deployments:
   - name: %s
     upstreams:
@@ -216,6 +258,9 @@ func sluiceRound(cfg config, simURL, mode string, input []byte) (sluiceRun, erro
 			err = fmt.Errorf("%w; %w", err, exited)
 		}
 		return s, err
+	}
+	if cfg.upstream != "" {
+		return s, nil // a real server has no /stats
 	}
 	var st struct {
 		MaxInFlight int64 `json:"max_in_flight"`
