@@ -28,9 +28,18 @@
 // can finish, and sluice is stopped at the end of the window. Every request, online and
 // batch, asks for -max-tokens tokens and gets them (the simulator runs with a large
 // --max-tokens, so no answer ends early), so they cost the same.
+//
+// With -upstream the server is a real one instead (its base URL, with /v1; -model names
+// its model), such as the Ollama that scripts/ollama.sh starts, and -capacity is its
+// slots (OLLAMA_NUM_PARALLEL). The online load goes straight to it. A real server has
+// no /stats: the batch's rate is read from the batch's own counts, the server is given
+// a second to drain between steps, and its running and waiting requests are not known.
+//
+//	OLLAMA_NUM_PARALLEL=2 bash scripts/ollama.sh sh -c 'go run ./bench/interference -sluice /tmp/sluice -upstream $OLLAMA_URL/v1 -model $OLLAMA_MODEL -capacity 2 -modes adaptive:16,fixed:2 -max-tokens 16 -duration 60s'
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,6 +68,8 @@ func main() {
 
 type config struct {
 	bin       string
+	upstream  string // a real server's base URL; "" runs the simulator
+	model     string // the model the real server is sent
 	capacity  int
 	latency   time.Duration
 	tps       float64
@@ -77,10 +88,12 @@ func run() error {
 	var (
 		cfg       config
 		slowdowns = flag.String("slowdowns", "0.02,0", "simulator slowdowns to measure, comma-separated")
-		modes     = flag.String("modes", "adaptive,fixed", "gate settings to measure, comma-separated: adaptive (min_concurrency 1, max_concurrency C), fixed (max_concurrency C), fixed:N (max_concurrency N)")
+		modes     = flag.String("modes", "adaptive,fixed", "gate settings to measure, comma-separated: adaptive (min_concurrency 1, max_concurrency C), adaptive:N (1 to N), fixed (max_concurrency C), fixed:N (max_concurrency N)")
 		verbose   = flag.Bool("v", false, "show the logs of sluice and the simulator")
 	)
 	flag.StringVar(&cfg.bin, "sluice", "sluice", "path of the sluice binary")
+	flag.StringVar(&cfg.upstream, "upstream", "", "base URL (with /v1) of a real OpenAI-compatible server to use instead of the simulator")
+	flag.StringVar(&cfg.model, "model", "", "with -upstream: the model to send it")
 	flag.IntVar(&cfg.capacity, "capacity", 64, "the simulator's slots, and Sluice's max_concurrency")
 	flag.DurationVar(&cfg.latency, "latency", 10*time.Millisecond, "the simulator's time to first token")
 	flag.Float64Var(&cfg.tps, "tps", 1000, "the simulator's tokens a second for a request served alone")
@@ -109,6 +122,26 @@ func run() error {
 			return err
 		}
 		modeList = append(modeList, m)
+	}
+	if cfg.upstream != "" {
+		if cfg.model == "" {
+			return errors.New("-upstream needs -model")
+		}
+		cfg.upstream = strings.TrimRight(cfg.upstream, "/")
+		rows, err := measureOn(cfg, cfg.upstream, cfg.model, nil, modeList)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("| upstream | gate | capacity lines/s | online lines/s | online p50 ms alone → with batch | online p99 ms alone → with batch | **p99 ratio** | batch lines/s | capacity left lines/s | **share of it used** | online in flight (mean) |\n")
+		fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, r := range rows {
+			left := r.capacity - r.onlineRate
+			fmt.Printf("| %s, %d slots | %s | %.2f | %.2f | %.1f → %.1f | %.1f → %.1f | **%.2f** | %.2f | %.2f | **%.2f** | %.1f |\n",
+				cfg.model, cfg.capacity, r.mode, r.capacity, r.onlineRate, r.alone.LatencyMS.P50, r.loaded.LatencyMS.P50,
+				r.alone.LatencyMS.P99, r.loaded.LatencyMS.P99, r.loaded.LatencyMS.P99/r.alone.LatencyMS.P99,
+				r.batchRate, left, r.batchRate/left, r.loaded.MeanInFlight)
+		}
+		return nil
 	}
 	var rows []row
 	for _, sd := range strings.Split(*slowdowns, ",") {
@@ -160,32 +193,49 @@ func measure(cfg config, slowdown float64, modes []string) ([]row, error) {
 	// of a full server.
 	full := cfg.tps / (1 + slowdown*float64(cfg.capacity-1))
 	model := float64(cfg.capacity) / (cfg.latency.Seconds() + float64(cfg.maxTokens)/full)
-	capacity, err := probe(cfg, sim.URL)
+	rows, err := measureOn(cfg, sim.URL, fmt.Sprintf("slowdown %g", slowdown), &model, modes)
+	for i := range rows {
+		rows[i].slowdown = slowdown
+	}
+	return rows, err
+}
+
+// measureOn measures each gate setting against the server at url, which label names in
+// the log; model is the simulator's capacity by its model, nil for a real server.
+func measureOn(cfg config, url, label string, model *float64, modes []string) ([]row, error) {
+	capacity, err := probe(cfg, url)
 	if err != nil {
 		return nil, fmt.Errorf("capacity: %w", err)
 	}
 	rate := cfg.online * capacity
-	fmt.Fprintf(os.Stderr, "slowdown %g: capacity %.0f lines/s measured, %.0f by the model; online load %.0f/s\n", slowdown, capacity, model, rate)
+	if model != nil {
+		fmt.Fprintf(os.Stderr, "%s: capacity %.0f lines/s measured, %.0f by the model; online load %.0f/s\n", label, capacity, *model, rate)
+	} else {
+		fmt.Fprintf(os.Stderr, "%s: capacity %.2f lines/s measured; online load %.2f/s\n", label, capacity, rate)
+	}
 
 	var rows []row
 	for _, mode := range modes {
-		if err := waitIdle(sim.URL); err != nil {
+		if err := waitIdle(cfg, url); err != nil {
 			return nil, err
 		}
-		alone, err := load(cfg, sim.URL, rate)
+		alone, err := load(cfg, url, rate)
 		if err != nil {
 			return nil, fmt.Errorf("online load alone: %w", err)
 		}
 		if alone.OK != alone.Sent {
 			return nil, fmt.Errorf("online load alone: %d of %d answered 2xx: %v %s", alone.OK, alone.Sent, alone.Statuses, alone.FirstError)
 		}
-		r, err := withBatch(cfg, sim.URL, mode, rate)
+		r, err := withBatch(cfg, url, mode, rate)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", mode, err)
 		}
-		r.slowdown, r.mode, r.capacity, r.model, r.alone = slowdown, mode, capacity, model, alone
-		fmt.Fprintf(os.Stderr, "slowdown %g, %s: online p99 %.1f ms alone, %.1f ms with the batch (%.2f); batch %.0f lines/s, %.2f of the %.0f left; sim running %.1f, waiting %.1f\n",
-			slowdown, mode, alone.LatencyMS.P99, r.loaded.LatencyMS.P99, r.loaded.LatencyMS.P99/alone.LatencyMS.P99,
+		r.mode, r.capacity, r.alone = mode, capacity, alone
+		if model != nil {
+			r.model = *model
+		}
+		fmt.Fprintf(os.Stderr, "%s, %s: online p99 %.1f ms alone, %.1f ms with the batch (%.2f); batch %.2f lines/s, %.2f of the %.2f left; sim running %.1f, waiting %.1f\n",
+			label, mode, alone.LatencyMS.P99, r.loaded.LatencyMS.P99, r.loaded.LatencyMS.P99/alone.LatencyMS.P99,
 			r.batchRate, r.batchRate/(capacity-r.onlineRate), capacity-r.onlineRate, r.running, r.waiting)
 		rows = append(rows, r)
 	}
@@ -208,7 +258,7 @@ func probe(cfg config, simURL string) (float64, error) {
 		go func() {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
-				body := fmt.Sprintf(`{"model":"probe","messages":[{"role":"user","content":"Probe %d of worker %d."}],"max_tokens":%d}`, i, w, cfg.maxTokens)
+				body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Probe %d of worker %d."}],"max_tokens":%d}`, cmp.Or(cfg.model, "probe"), i, w, cfg.maxTokens)
 				req, err := http.NewRequestWithContext(ctx, http.MethodPost, simURL+"/chat/completions", strings.NewReader(body))
 				if err != nil {
 					failed.Add(1)
@@ -241,7 +291,7 @@ func probe(cfg config, simURL string) (float64, error) {
 	if f := failed.Load(); f > 0 {
 		return 0, fmt.Errorf("%d probe requests failed", f)
 	}
-	return float64(n) / elapsed.Seconds(), waitIdle(simURL)
+	return float64(n) / elapsed.Seconds(), waitIdle(cfg, simURL)
 }
 
 // loadReport is the part of `sluice sim load`'s report the benchmark reads.
@@ -261,6 +311,9 @@ type loadReport struct {
 func load(cfg config, simURL string, rate float64) (*loadReport, error) {
 	cmd := exec.Command(cfg.bin, "sim", "load", "--url", simURL, "--rate", strconv.FormatFloat(rate, 'f', 3, 64),
 		"--duration", cfg.duration.String(), "--seed", strconv.FormatInt(cfg.seed, 10), "--max-tokens", strconv.Itoa(cfg.maxTokens))
+	if cfg.model != "" {
+		cmd.Args = append(cmd.Args, "--model", cfg.model)
+	}
 	cmd.Stderr = cfg.stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -294,8 +347,14 @@ func stats(simURL string) (simStats, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-// waitIdle waits until nothing is in flight at the simulator.
-func waitIdle(simURL string) error {
+// waitIdle waits until nothing is in flight at the simulator; a real server, which
+// says nothing of it, is given a second (the requests of a stopped client are
+// cancelled with their connections).
+func waitIdle(cfg config, simURL string) error {
+	if cfg.upstream != "" {
+		time.Sleep(time.Second)
+		return nil
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st, err := stats(simURL)
@@ -323,6 +382,9 @@ func withBatch(cfg config, simURL, mode string, rate float64) (row, error) {
 	up := fmt.Sprintf("max_concurrency: %d", hi)
 	if lo < hi {
 		up += fmt.Sprintf("\n        min_concurrency: %d", lo)
+	}
+	if cfg.model != "" {
+		up += "\n        model: " + cfg.model
 	}
 	child, err := startServe(cfg.bin, fmt.Sprintf(`deployments:
   - name: %s
@@ -367,8 +429,19 @@ func withBatch(cfg config, simURL, mode string, rate float64) (row, error) {
 	}
 	time.Sleep(cfg.warmup) // the batch runs alone
 
-	before, err := stats(simURL)
-	if err != nil {
+	// A real server's completions are read from the batch; the simulator's from /stats.
+	var before, after simStats
+	done := func() (simStats, error) {
+		if cfg.upstream == "" {
+			return stats(simURL)
+		}
+		b, err := cl.Batch(ctx, b.ID)
+		if err != nil {
+			return simStats{}, err
+		}
+		return simStats{Completed: int64(b.RequestCounts.Completed)}, nil
+	}
+	if before, err = done(); err != nil {
 		return fail(err)
 	}
 	var running, waiting, samples float64
@@ -376,6 +449,9 @@ func withBatch(cfg config, simURL, mode string, rate float64) (row, error) {
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
+		if cfg.upstream != "" {
+			return
+		}
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -397,8 +473,7 @@ func withBatch(cfg config, simURL, mode string, rate float64) (row, error) {
 	if err != nil {
 		return fail(err)
 	}
-	after, err := stats(simURL)
-	if err != nil {
+	if after, err = done(); err != nil {
 		return fail(err)
 	}
 	if loaded.OK != loaded.Sent {
@@ -412,7 +487,10 @@ func withBatch(cfg config, simURL, mode string, rate float64) (row, error) {
 	}
 	r.loaded = loaded
 	r.onlineRate = float64(loaded.OK) / loaded.Duration
-	r.batchRate = float64(after.Completed-before.Completed-loaded.OK) / elapsed.Seconds()
+	r.batchRate = float64(after.Completed-before.Completed) / elapsed.Seconds()
+	if cfg.upstream == "" { // the simulator's count holds the online answers too
+		r.batchRate -= float64(loaded.OK) / elapsed.Seconds()
+	}
 	if samples > 0 {
 		r.running, r.waiting = running/samples, waiting/samples
 	}
@@ -420,11 +498,17 @@ func withBatch(cfg config, simURL, mode string, rate float64) (row, error) {
 }
 
 // gate returns the min_concurrency and max_concurrency of a gate setting: adaptive
-// (1 and capacity), fixed (capacity, capacity) or fixed:N (N, N).
+// (1 and capacity), adaptive:N (1 and N), fixed (capacity, capacity) or fixed:N (N, N).
 func gate(mode string, capacity int) (lo, hi int, err error) {
 	switch {
 	case mode == "adaptive":
 		return 1, capacity, nil
+	case strings.HasPrefix(mode, "adaptive:"):
+		n, err := strconv.Atoi(strings.TrimPrefix(mode, "adaptive:"))
+		if err != nil || n < 2 {
+			return 0, 0, fmt.Errorf("-modes: %q: want adaptive:N with N at least 2", mode)
+		}
+		return 1, n, nil
 	case mode == "fixed":
 		return capacity, capacity, nil
 	case strings.HasPrefix(mode, "fixed:"):
