@@ -28,6 +28,7 @@ type deployment struct {
 	pollers []*upstream.LoadPoller // read the load of the upstreams that report it
 
 	gates []*upstream.Gate // one per client
+	paces []*upstream.Pace // one per client: what its answers say an attempt may take
 	mu    sync.Mutex
 	runs  []*run // batches being dispatched, oldest first
 	wake  chan struct{}
@@ -47,6 +48,7 @@ type run struct {
 	src       *sluice.File // the input, when its bytes are in a blob (blob mode)
 	path      string       // upstream path, e.g. "/chat/completions"
 	endpoint  string       // the endpoint in normal form, e.g. "/v1/chat/completions"
+	limits    []string     // the body members that bound its tokens (jsonl.TokenFields); nil: none
 	dep       *deployment
 	ctx       context.Context // ends when the batch is cancelled (after the grace) or the engine stops hard
 	cancel    context.CancelFunc
@@ -74,9 +76,11 @@ type job struct {
 	// attempts counts the attempts that failed as the line's own; busy, the answers
 	// that the server was busy (429, 503) with no Retry-After, which do not count but
 	// lengthen the wait; troubleSince is when an attempt first met an upstream that was
-	// down or busy.
+	// down or busy. timeouts counts its attempts that timed out: each doubles the next
+	// one's timeout.
 	attempts     int
 	busy         int
+	timeouts     int
 	troubleSince time.Time
 }
 
@@ -121,6 +125,7 @@ func (e *Engine) activate(ctx context.Context, b *sluice.Batch) {
 			endpoint: jsonl.NormalizeEndpoint(b.Endpoint),
 			dep:      d,
 		}
+		r.limits = jsonl.TokenFields[r.endpoint].Fields
 		r.ctx, r.cancel = context.WithCancel(e.hard)
 		e.runs[b.ID] = r
 		d.mu.Lock()
@@ -382,7 +387,7 @@ func (e *Engine) readLines(ctx context.Context, r *run, reqs []line) ([]job, err
 // with what came of it. A line to be retried waits outside the slots (retryLater), so
 // a slot always carries a request. It keeps one buffer for answers, and builds each
 // result line in a pooled buffer that the committer returns once the line is stored.
-func (e *Engine) worker(ctx context.Context, d *deployment, c *upstream.Client, g *upstream.Gate) {
+func (e *Engine) worker(ctx context.Context, d *deployment, c *upstream.Client, g *upstream.Gate, p *upstream.Pace) {
 	defer e.workWG.Done()
 	w := &workerState{ids: newIDSource()}
 	drain := func() {
@@ -412,8 +417,11 @@ func (e *Engine) worker(ctx context.Context, d *deployment, c *upstream.Client, 
 			e.commit.release(j.run, j.req)
 			continue
 		}
-		a := e.attempt(j.run.ctx, d, c, j, w)
+		a := e.attempt(j.run.ctx, d, c, p, j, w)
 		g.Release(probe, a.outcome, a.rtt, int(a.res.usage.OutputTokens), a.retryAfter)
+		if a.outcome == upstream.Success {
+			p.Observe(a.rtt, int(a.res.usage.OutputTokens))
+		}
 		switch {
 		case a.cutOff:
 			e.commit.release(j.run, j.req)
@@ -454,8 +462,8 @@ type try struct {
 	id   string
 }
 
-// attempt sends a line once.
-func (e *Engine) attempt(ctx context.Context, d *deployment, c *upstream.Client, j job, w *workerState) (t try) {
+// attempt sends a line once, bounded by the upstream's pace (attemptTimeout).
+func (e *Engine) attempt(ctx context.Context, d *deployment, c *upstream.Client, p *upstream.Pace, j job, w *workerState) (t try) {
 	t.id = w.ids.requestID()
 	finish := func(succeeded bool, line []byte) try {
 		t.final = true
@@ -479,26 +487,37 @@ func (e *Engine) attempt(ctx context.Context, d *deployment, c *upstream.Client,
 	if model == "" {
 		model = d.Name
 	}
-	body, err := jsonl.DispatchBody(j.line, model)
+	// The line's token limit is read in the walk that sets the model; the deployment's
+	// default and ceiling, when it has them, give the limit in force instead.
+	body, limit, err := jsonl.DispatchBodyLimit(j.line, model, j.run.limits)
 	if err != nil {
 		t.outcome = upstream.Idle
 		return finish(false, jsonl.AppendError((*t.res.out)[:0], t.id, j.req.CustomID, "invalid_request", "The request line could not be read: "+err.Error()))
 	}
 	if mt := d.MaxTokens; mt.Default > 0 || mt.Max > 0 {
 		if tf, ok := jsonl.TokenFields[j.run.endpoint]; ok {
-			if limited, _, err := jsonl.LimitTokens(body, tf.Fields, tf.Add, mt.Default, mt.Max); err == nil {
-				body = limited
+			if limited, n, err := jsonl.LimitTokens(body, tf.Fields, tf.Add, mt.Default, mt.Max); err == nil {
+				body, limit = limited, n
 			}
 		}
 	}
 	if c.Upstream().MaxTokensOnly && j.run.endpoint == "/v1/chat/completions" {
 		body = alsoMaxTokens(body)
 	}
-	actx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
 	start := time.Now()
+	actx, cancel := context.WithTimeout(ctx, e.attemptTimeout(p, limit, j.timeouts))
+	var late *atomic.Bool
+	select {
+	case <-p.Known():
+	default:
+		late = e.holdToPace(actx, cancel, p, start, limit, j.timeouts)
+	}
 	resp, err := c.Do(actx, j.run.path, body, w.answer)
 	t.rtt = time.Since(start)
 	cancel()
+	if err != nil && late != nil && late.Load() {
+		err = fmt.Errorf("over the upstream's pace: %w", context.DeadlineExceeded)
+	}
 	if err == nil && cap(resp.Body) <= maxKeptBuf {
 		w.answer = resp.Body[:0]
 	}
@@ -545,6 +564,12 @@ func (e *Engine) retryOrFail(d *deployment, g *upstream.Gate, j job, a try, w *w
 		j.attempts++ // no answer, or a gateway's, while others get answers
 	case a.outcome == upstream.Overloaded && a.retryAfter <= 0:
 		j.busy++ // busy, and no word of when to come back: wait longer each time
+	}
+	if a.outcome == upstream.TimedOut {
+		// Hung at the upstream, or slower than the pace says (a long prompt's prefill,
+		// which the time per output token does not see): its next timeout doubles, so a
+		// slow line gets through before its attempts run out.
+		j.timeouts++
 	}
 	first := j.troubleSince.IsZero()
 	if first {
@@ -685,6 +710,45 @@ func alsoMaxTokens(body []byte) []byte {
 		return out
 	}
 	return body
+}
+
+// attemptTimeout bounds an attempt at a line that may generate limit tokens (0: it
+// names no limit) and timed out timeouts times before: the upstream's pace, doubled for
+// each timeout, at most RequestTimeout.
+func (e *Engine) attemptTimeout(p *upstream.Pace, limit, timeouts int) time.Duration {
+	d := p.Timeout(limit)
+	if timeouts > 0 {
+		d <<= min(timeouts, 20)
+	}
+	if d <= 0 || d > e.opts.RequestTimeout {
+		return e.opts.RequestTimeout
+	}
+	return d
+}
+
+// holdToPace bounds an attempt sent before its upstream's pace was known, whose
+// timeout is therefore RequestTimeout: once the pace is known, the attempt gets the
+// timeout it would have had from its start, and is cancelled when that has passed.
+// Without it a request that hangs in the first wave holds its slot for RequestTimeout.
+// The returned flag says the attempt was cut so.
+func (e *Engine) holdToPace(actx context.Context, cancel context.CancelFunc, p *upstream.Pace, start time.Time, limit, timeouts int) *atomic.Bool {
+	late := new(atomic.Bool)
+	go func() {
+		select {
+		case <-actx.Done():
+			return
+		case <-p.Known():
+		}
+		t := time.NewTimer(time.Until(start.Add(e.attemptTimeout(p, limit, timeouts))))
+		defer t.Stop()
+		select {
+		case <-actx.Done():
+		case <-t.C:
+			late.Store(true)
+			cancel()
+		}
+	}()
+	return late
 }
 
 // maxRetryAfter caps the wait an upstream's Retry-After can ask for.

@@ -45,8 +45,17 @@ type Options struct {
 	// 500ms and 30s. A Retry-After from the upstream is honoured up to 10 minutes.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
-	// RequestTimeout bounds one attempt; 10m.
-	RequestTimeout time.Duration
+	// RequestTimeout bounds one attempt; 10m. Once an upstream has answered enough
+	// requests, an attempt's timeout follows its pace instead (upstream.Pace): the
+	// expected time for the line's max_tokens, times TimeoutFactor (4), at least
+	// MinRequestTimeout (1s) and at most RequestTimeout. Each time a line's attempt
+	// times out, its next attempt gets twice as long.
+	RequestTimeout    time.Duration
+	TimeoutFactor     float64
+	MinRequestTimeout time.Duration
+	// ConnectTimeout bounds how long a connection to an upstream takes to open; 10s.
+	// It applies to the transports the engine makes, not to HTTPClient's.
+	ConnectTimeout time.Duration
 	// CancelGrace is how long in-flight lines of a cancelled batch may finish; 30s.
 	CancelGrace time.Duration
 	// HTTPClient sends upstream requests; default one transport per upstream.
@@ -114,6 +123,11 @@ func (o *Options) withDefaults() Options {
 	def(&out.BackoffBase, 500*time.Millisecond)
 	def(&out.BackoffMax, 30*time.Second)
 	def(&out.RequestTimeout, 10*time.Minute)
+	def(&out.MinRequestTimeout, time.Second)
+	def(&out.ConnectTimeout, upstream.DefaultConnectTimeout)
+	if out.TimeoutFactor <= 0 {
+		out.TimeoutFactor = 4
+	}
 	def(&out.CancelGrace, 30*time.Second)
 	def(&out.SweepInterval, time.Minute)
 	if out.MaxFileBytes <= 0 {
@@ -221,7 +235,13 @@ func New(store sluice.Store, bucket sluice.Bucket, deployments []sluice.Deployme
 			if up.MaxConcurrency <= 0 {
 				up.MaxConcurrency = 16
 			}
-			dep.clients = append(dep.clients, upstream.NewClient(up, o.HTTPClient))
+			hc := o.HTTPClient
+			if hc == nil {
+				hc = &http.Client{Transport: upstream.NewTransport(up.MaxConcurrency, o.ConnectTimeout)}
+			}
+			dep.clients = append(dep.clients, upstream.NewClient(up, hc))
+			dep.paces = append(dep.paces, upstream.NewPace(upstream.PaceConfig{
+				Factor: o.TimeoutFactor, Min: o.MinRequestTimeout, Max: o.RequestTimeout}))
 			gc := upstream.GateConfig{Floor: up.MinConcurrency, Ceiling: up.MaxConcurrency, Tolerance: up.LatencyTolerance}
 			if l := up.Load; l != nil {
 				if gc.Floor <= 0 {
@@ -285,7 +305,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		for i, c := range d.clients {
 			for range c.Upstream().MaxConcurrency {
 				e.workWG.Add(1)
-				go e.worker(e.soft, d, c, d.gates[i])
+				go e.worker(e.soft, d, c, d.gates[i], d.paces[i])
 			}
 		}
 		e.wg.Add(1)

@@ -77,3 +77,55 @@ func TestLineOwnFailuresStillFail(t *testing.T) {
 		t.Fatalf("%d output, %d error lines; want 18 and 2", len(out.output), len(out.errors))
 	}
 }
+
+// A hung request frees its slot once the upstream's pace says it is late, long before
+// request_timeout, and the line goes again: with one slot and a request_timeout
+// longer than MustRun waits, the batch completes only if the hang is cut short.
+func TestHungRequestFreesItsSlot(t *testing.T) {
+	t.Parallel()
+	var hung atomic.Int64
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		body := readBody(r)
+		q := body["messages"].([]any)[0].(map[string]any)["content"].(string)
+		if q == "q50" && hung.Add(1) == 1 {
+			<-r.Context().Done() // hangs until the client gives up
+			return
+		}
+		ok(w)
+	}
+	b := setup(t, sluice.Upstream{MaxConcurrency: 1}, handler, engine.Options{
+		MaxAttempts: 2, RequestTimeout: time.Hour, MinRequestTimeout: 20 * time.Millisecond})
+	out := b.MustRun(t, lines(100))
+	if len(out.errors) != 0 || len(out.output) != 100 {
+		t.Fatalf("%d output lines, %d error lines; want 100 and none (first error %v)", len(out.output), len(out.errors), first(out.errors))
+	}
+	if n := hung.Load(); n != 2 {
+		t.Errorf("the hung line was sent %d times, want 2: the hung attempt and its retry", n)
+	}
+}
+
+// A request that hangs before the upstream's pace is known (its timeout is then
+// request_timeout) is held to the pace's timeout once it is known, counted from its
+// start: a hang in the first wave does not hold its slot for request_timeout.
+func TestHungFirstRequestHeldToPace(t *testing.T) {
+	t.Parallel()
+	var hung atomic.Int64
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		body := readBody(r)
+		q := body["messages"].([]any)[0].(map[string]any)["content"].(string)
+		if q == "q0" && hung.Add(1) == 1 {
+			<-r.Context().Done()
+			return
+		}
+		ok(w)
+	}
+	b := setup(t, sluice.Upstream{MaxConcurrency: 2}, handler, engine.Options{
+		MaxAttempts: 2, RequestTimeout: time.Hour, MinRequestTimeout: 20 * time.Millisecond})
+	out := b.MustRun(t, lines(100))
+	if len(out.errors) != 0 || len(out.output) != 100 {
+		t.Fatalf("%d output lines, %d error lines; want 100 and none (first error %v)", len(out.output), len(out.errors), first(out.errors))
+	}
+	if n := hung.Load(); n != 2 {
+		t.Errorf("the hung line was sent %d times, want 2", n)
+	}
+}

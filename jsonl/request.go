@@ -183,7 +183,8 @@ func SetModel(body []byte, model string) ([]byte, error) {
 	if !json.Valid(body) {
 		return nil, errors.New("jsonl: set model: body is not valid JSON")
 	}
-	return setModel(body, model)
+	out, _, err := setModel(body, model, nil)
+	return out, err
 }
 
 // DispatchBody returns the body of a request line, with its model set, ready to send
@@ -191,9 +192,18 @@ func SetModel(body []byte, model string) ([]byte, error) {
 // scanned, so it only walks the line's top-level members and does not validate again.
 // Malformed input gives an error, never a panic.
 func DispatchBody(line []byte, model string) ([]byte, error) {
+	body, _, err := DispatchBodyLimit(line, model, nil)
+	return body, err
+}
+
+// DispatchBodyLimit is DispatchBody that also returns the request's token limit: the
+// smallest whole number among the body's top-level members named in fields (as
+// TokenFields lists them), or 0 when there is none. It is read in the same walk of
+// the body that sets the model, so knowing it costs no second parse.
+func DispatchBodyLimit(line []byte, model string, fields []string) ([]byte, int, error) {
 	obj, ok := openObject(line)
 	if !ok {
-		return nil, errors.New("jsonl: request line is not a JSON object")
+		return nil, 0, errors.New("jsonl: request line is not a JSON object")
 	}
 	var body []byte
 	for key, a, b, ok := obj.next(); ok; key, a, b, ok = obj.next() {
@@ -202,21 +212,32 @@ func DispatchBody(line []byte, model string) ([]byte, error) {
 		}
 	}
 	if obj.bad || body == nil {
-		return nil, errors.New("jsonl: request line has no readable body")
+		return nil, 0, errors.New("jsonl: request line has no readable body")
 	}
-	return setModel(body, model)
+	return setModel(body, model, fields)
 }
 
-func setModel(body []byte, model string) ([]byte, error) {
+// setModel sets body's model (see SetModel) and returns the token limit among fields
+// (see DispatchBodyLimit).
+func setModel(body []byte, model string, fields []string) ([]byte, int, error) {
 	obj, ok := openObject(body)
 	if !ok {
-		return nil, errors.New("jsonl: set model: body is not a JSON object")
+		return nil, 0, errors.New("jsonl: set model: body is not a JSON object")
 	}
 	var buf [2][2]int
 	spans := buf[:0]
 	same := true
+	limit := 0
 	for key, a, b, ok := obj.next(); ok; key, a, b, ok = obj.next() {
-		if string(memberName(key)) != "model" {
+		name := memberName(key)
+		if string(name) != "model" {
+			for _, f := range fields {
+				if string(name) == f {
+					if n, ok := count(body[a:b]); ok && n > 0 && (limit == 0 || int(n) < limit) {
+						limit = int(n)
+					}
+				}
+			}
 			continue
 		}
 		spans = append(spans, [2]int{a, b})
@@ -226,10 +247,10 @@ func setModel(body []byte, model string) ([]byte, error) {
 		}
 	}
 	if obj.bad {
-		return nil, errors.New("jsonl: set model: body is not valid JSON")
+		return nil, 0, errors.New("jsonl: set model: body is not valid JSON")
 	}
 	if len(spans) > 0 && same {
-		return body, nil
+		return body, limit, nil
 	}
 	n := len(body) + len(model) + 16
 	if len(spans) == 0 {
@@ -240,7 +261,7 @@ func setModel(body []byte, model string) ([]byte, error) {
 		if obj.members > 0 {
 			out = append(out, ',')
 		}
-		return append(out, body[obj.open+1:]...), nil
+		return append(out, body[obj.open+1:]...), limit, nil
 	}
 	out := make([]byte, 0, n)
 	prev := 0
@@ -249,7 +270,7 @@ func setModel(body []byte, model string) ([]byte, error) {
 		out = appendString(out, model)
 		prev = sp[1]
 	}
-	return append(out, body[prev:]...), nil
+	return append(out, body[prev:]...), limit, nil
 }
 
 // NormalizeEndpoint returns the "/v1/..." form of a Batch API endpoint: it maps

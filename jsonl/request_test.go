@@ -255,3 +255,37 @@ func TestDispatchBody(t *testing.T) {
 		})
 	}
 }
+
+// DispatchBodyLimit reads the token limit in the walk that sets the model: the
+// smallest whole number among the named top-level members, 0 when none.
+func TestDispatchBodyLimit(t *testing.T) {
+	t.Parallel()
+	chat := jsonl.TokenFields["/v1/chat/completions"].Fields
+	for _, tc := range []struct {
+		name, line string
+		fields     []string
+		want       int
+		wantBody   string
+	}{
+		{name: "max-tokens", line: `{"body":{"model":"m","max_tokens":300}}`, fields: chat, want: 300, wantBody: `{"model":"m","max_tokens":300}`},
+		{name: "smaller-of-two", line: `{"body":{"max_completion_tokens":50,"model":"x","max_tokens":300}}`, fields: chat, want: 50, wantBody: `{"max_completion_tokens":50,"model":"m","max_tokens":300}`},
+		{name: "none", line: `{"body":{"model":"m","messages":[{"max_tokens":9}]}}`, fields: chat, want: 0},
+		{name: "not-a-whole-number", line: `{"body":{"model":"m","max_tokens":null}}`, fields: chat, want: 0},
+		{name: "no-fields", line: `{"body":{"model":"m","max_tokens":300}}`, want: 0},
+		{name: "model-inserted", line: `{"body":{"max_output_tokens":12}}`, fields: []string{"max_output_tokens"}, want: 12, wantBody: `{"model":"m","max_output_tokens":12}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			body, n, err := jsonl.DispatchBodyLimit([]byte(tc.line), "m", tc.fields)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != tc.want {
+				t.Errorf("limit: got %d, want %d", n, tc.want)
+			}
+			if tc.wantBody != "" && string(body) != tc.wantBody {
+				t.Errorf("body: got %s, want %s", body, tc.wantBody)
+			}
+		})
+	}
+}

@@ -47,7 +47,7 @@ func NewClient(up sluice.Upstream, hc *http.Client) *Client {
 	var rt http.RoundTripper
 	switch {
 	case hc == nil:
-		rt = NewTransport(up.MaxConcurrency)
+		rt = NewTransport(up.MaxConcurrency, 0)
 	case hc.Transport != nil:
 		rt = hc.Transport
 	default:
@@ -97,16 +97,30 @@ func (c *Client) url(path string) (*url.URL, error) {
 	return u, nil
 }
 
+// DefaultConnectTimeout bounds how long a transport made by NewTransport waits for a
+// TCP connection when it is given no other bound.
+const DefaultConnectTimeout = 10 * time.Second
+
 // NewTransport returns an HTTP transport for concurrency requests in flight to one
 // host: it keeps that many connections idle between requests and opens no more, so a
-// burst never dials connections that are closed again as surplus.
-func NewTransport(concurrency int) *http.Transport {
+// burst never dials connections that are closed again as surplus. A connection must be
+// made within connectTimeout (DefaultConnectTimeout when 0): a server that is gone
+// answers a SYN with nothing, and the attempt should fail fast, not at its own timeout.
+//
+// It sets no ResponseHeaderTimeout: a non-streaming answer's headers come with its
+// whole body, once every token is generated, so a time to first byte would be the
+// whole request's time, which the caller's context already bounds per request.
+func NewTransport(concurrency int, connectTimeout time.Duration) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	concurrency = max(concurrency, 1)
 	t.MaxIdleConns = concurrency * 2
 	t.MaxIdleConnsPerHost = concurrency
 	t.MaxConnsPerHost = concurrency
 	t.ResponseHeaderTimeout = 0 // the caller's context bounds each attempt
+	if connectTimeout <= 0 {
+		connectTimeout = DefaultConnectTimeout
+	}
+	t.DialContext = (&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}).DialContext
 	return t
 }
 

@@ -227,8 +227,17 @@ type UpstreamLoadConfig struct {
 
 // EngineConfig tunes the engine; zero values keep its defaults.
 type EngineConfig struct {
-	MaxAttempts    int           `yaml:"max_attempts"`
-	RequestTimeout time.Duration `yaml:"request_timeout"`
+	MaxAttempts int `yaml:"max_attempts"`
+	// RequestTimeout bounds one attempt (default 10m). Once an upstream has answered
+	// enough requests, an attempt's timeout is its expected time from the upstream's
+	// pace and the line's max_tokens, times TimeoutFactor (default 4), at least
+	// MinRequestTimeout (default 1s), at most RequestTimeout.
+	RequestTimeout    time.Duration `yaml:"request_timeout"`
+	TimeoutFactor     float64       `yaml:"timeout_factor"`
+	MinRequestTimeout time.Duration `yaml:"min_request_timeout"`
+	// ConnectTimeout bounds how long a connection to an upstream takes to open;
+	// default 10s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	CancelGrace    time.Duration `yaml:"cancel_grace"`
 	LeaseDuration  time.Duration `yaml:"lease_duration"`
 	BackoffBase    time.Duration `yaml:"backoff_base"`
@@ -474,6 +483,23 @@ func (c *Config) Validate() error {
 	// busy process loses leases on chunks it is still sending and sends them twice.
 	if l := c.Engine.LeaseDuration; l != 0 && l < minLeaseDuration {
 		return fmt.Errorf("engine.lease_duration %s is shorter than %s", l, minLeaseDuration)
+	}
+	return c.Engine.validateTimeouts()
+}
+
+// validateTimeouts checks the engine's timeouts; its errors name the field.
+func (e *EngineConfig) validateTimeouts() error {
+	switch {
+	case e.RequestTimeout < 0:
+		return fmt.Errorf("engine.request_timeout %s is negative", e.RequestTimeout)
+	case e.MinRequestTimeout < 0:
+		return fmt.Errorf("engine.min_request_timeout %s is negative", e.MinRequestTimeout)
+	case e.ConnectTimeout < 0:
+		return fmt.Errorf("engine.connect_timeout %s is negative", e.ConnectTimeout)
+	case e.TimeoutFactor != 0 && !(e.TimeoutFactor >= 1):
+		return fmt.Errorf("engine.timeout_factor %g: want 1 or more, the timeout over an attempt's expected time", e.TimeoutFactor)
+	case e.RequestTimeout > 0 && e.MinRequestTimeout > e.RequestTimeout:
+		return fmt.Errorf("engine.min_request_timeout %s is longer than engine.request_timeout %s", e.MinRequestTimeout, e.RequestTimeout)
 	}
 	return nil
 }

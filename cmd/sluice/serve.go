@@ -176,7 +176,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	eng, err := engine.New(store, bucket, cfg.domain(), &engine.Options{
 		Fault:  fault,
 		Blobs:  blobs,
-		Logger: logger, MaxAttempts: ec.MaxAttempts, RequestTimeout: ec.RequestTimeout, CancelGrace: max(ec.CancelGrace, *cancelGrace),
+		Logger: logger, MaxAttempts: ec.MaxAttempts, CancelGrace: max(ec.CancelGrace, *cancelGrace),
+		RequestTimeout: ec.RequestTimeout, TimeoutFactor: ec.TimeoutFactor, MinRequestTimeout: ec.MinRequestTimeout, ConnectTimeout: ec.ConnectTimeout,
 		LeaseDuration: ec.LeaseDuration, BackoffBase: ec.BackoffBase, BackoffMax: ec.BackoffMax, MaxFileBytes: *maxUpload,
 		MaxRequests: *maxRequests, OutageBudget: ec.OutageBudget, Shared: *dbURL != "", Projects: cfg.projectLimits(),
 	})
