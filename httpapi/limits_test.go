@@ -265,12 +265,16 @@ func TestBodyUnderTheMinimumRateIsCutOff(t *testing.T) {
 	})
 	t.Run("fast-and-long", func(t *testing.T) {
 		t.Parallel()
-		// 16 MiB in 64 KiB pieces with pauses: it takes longer than the stall timeout,
-		// but comes fast while it comes, and the server's own pauses are not counted.
+		// 16 MiB in 64 KiB pieces with pauses: it takes four times the stall timeout at
+		// least, but comes fast while it comes (200 times the rate), and the server's
+		// own pauses are not counted. The window is wider than the trickle's so that a
+		// loaded machine's scheduling pauses (under -race, say) do not look like a
+		// stalled client.
+		long := setup(t, nil, httpapi.Options{Limits: httpapi.Limits{StallTimeout: 300 * time.Millisecond, MinRate: 64 << 10}})
 		ct, head := form(t, "in.jsonl", 0)
 		head = head[:bytes.LastIndex(head, []byte("\r\n--"))]
-		body := io.MultiReader(bytes.NewReader(head), &chunkReader{n: 256, size: 64 << 10, pause: time.Millisecond}, strings.NewReader("\r\n--"+ct[strings.Index(ct, "=")+1:]+"--\r\n"))
-		if status, _, e := send(t, "POST", b.url+"/openai/v1/files", "", ct, body); status != 200 {
+		body := io.MultiReader(bytes.NewReader(head), &chunkReader{n: 256, size: 64 << 10, pause: 5 * time.Millisecond}, strings.NewReader("\r\n--"+ct[strings.Index(ct, "=")+1:]+"--\r\n"))
+		if status, _, e := send(t, "POST", long.url+"/openai/v1/files", "", ct, body); status != 200 {
 			t.Errorf("got %d %+v, want 200", status, e.Error)
 		}
 	})
