@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	// The benchmarks drive the binary from outside; they share only their harness.
 	"bench/harness":       nil,
 	"bench/blob1g":        {"bench/harness"},
+	"bench/faults":        {"bench/harness"},
 	"bench/interference":  {"bench/harness"},
 	"test/chaos":          {"bench/harness"},
 	"test/gguf":           nil,

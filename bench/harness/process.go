@@ -227,6 +227,20 @@ func (c *Child) Stop() {
 	}
 }
 
+// Kill ends the child with SIGKILL, as a crash would, and waits for it to exit.
+func (c *Child) Kill() {
+	select {
+	case <-c.done:
+	default:
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+	if c.cleanup != nil {
+		c.cleanup()
+		c.cleanup = nil
+	}
+}
+
 // CPU returns the CPU seconds (user and system) a process has used, from /proc, or 0
 // when it cannot be read.
 func CPU(pid int) float64 {
