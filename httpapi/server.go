@@ -28,8 +28,8 @@ type Options struct {
 	// project.
 	APIKeys []string
 	// Keys are the keys of projects, each with its project and role.
-	Keys []Key
-	Logger  *slog.Logger
+	Keys   []Key
+	Logger *slog.Logger
 	// Deployments are the configured deployments, for their prices.
 	Deployments []sluice.Deployment
 	// MaxFiles and MaxExpiringFiles bound the files kept without an expiry and with

@@ -36,7 +36,7 @@ type Server struct {
 	hang      float64
 	limited   float64
 	fail      float64
-	pool      *pool // the shared-capacity model; nil when off
+	pool      *pool        // the shared-capacity model; nil when off
 	prefixes  *prefixCache // the prefix cache; nil when off
 	saving    float64      // share of latency a cached prefix saves
 
@@ -51,16 +51,16 @@ type Server struct {
 	modelsBody   []byte   // GET /v1/models
 	modelBody    []byte   // GET /v1/models/{model}
 
-	ids         atomic.Uint64
-	requests    atomic.Int64
-	completed   atomic.Int64
+	ids       atomic.Uint64
+	requests  atomic.Int64
+	completed atomic.Int64
 
 	prefixHits, prefixMisses atomic.Int64
-	invalid     atomic.Int64
-	canceled    atomic.Int64
-	inFlight    atomic.Int64
-	maxInFlight atomic.Int64
-	faults      struct {
+	invalid                  atomic.Int64
+	canceled                 atomic.Int64
+	inFlight                 atomic.Int64
+	maxInFlight              atomic.Int64
+	faults                   struct {
 		serverError, rateLimited, overConcurrency, queueFull, hang, reset atomic.Int64
 	}
 	answers [len(endpointRoutes)][len(answerStatuses)]atomic.Int64 // by endpoint and status
