@@ -30,8 +30,9 @@
 // --max-tokens, so no answer ends early), so they cost the same.
 //
 // With -upstream the server is a real one instead (its base URL, with /v1; -model names
-// its model), such as the Ollama that scripts/ollama.sh starts, and -capacity is its
-// slots (OLLAMA_NUM_PARALLEL). The online load goes straight to it. A real server has
+// its model), such as the Ollama that scripts/ollama.sh starts; -capacity is then only
+// the ceiling of the adaptive and fixed modes, and half the workers of the capacity
+// probe. The online load goes straight to the server. A real server has
 // no /stats: the batch's rate is read from the batch's own counts, the server is given
 // a second to drain between steps, and its running and waiting requests are not known.
 //
@@ -136,8 +137,8 @@ func run() error {
 		fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, r := range rows {
 			left := r.capacity - r.onlineRate
-			fmt.Printf("| %s, %d slots | %s | %.2f | %.2f | %.1f → %.1f | %.1f → %.1f | **%.2f** | %.2f | %.2f | **%.2f** | %.1f |\n",
-				cfg.model, cfg.capacity, r.mode, r.capacity, r.onlineRate, r.alone.LatencyMS.P50, r.loaded.LatencyMS.P50,
+			fmt.Printf("| %s | %s | %.2f | %.2f | %.1f → %.1f | %.1f → %.1f | **%.2f** | %.2f | %.2f | **%.2f** | %.1f |\n",
+				cfg.model, r.mode, r.capacity, r.onlineRate, r.alone.LatencyMS.P50, r.loaded.LatencyMS.P50,
 				r.alone.LatencyMS.P99, r.loaded.LatencyMS.P99, r.loaded.LatencyMS.P99/r.alone.LatencyMS.P99,
 				r.batchRate, left, r.batchRate/left, r.loaded.MeanInFlight)
 		}
