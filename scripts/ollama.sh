@@ -6,6 +6,7 @@
 #
 #   bash scripts/ollama.sh go test -run Ollama ./cmd/sluice/
 #   bash scripts/ollama.sh              # no command: print the variables and wait for ^C
+#   bash scripts/ollama.sh --build-only # build (or find) the binary and print its path
 #
 # Ollama is built from its Go module (CPU only, pinned to OLLAMA_VERSION) into
 # ${SLUICE_CACHE:-$HOME/.cache/sluice}/ollama-VERSION, once: the first build takes 4 to 7
@@ -20,7 +21,9 @@
 #                        benchmarks: "-dim 512 -layers 8 -ff 1376 -heads 8"
 #   OLLAMA_NUM_PARALLEL  requests the model runs at once (default 2)
 #   OLLAMA_MAX_QUEUE     requests waiting while the model loads before 503 (default 4)
-#   OLLAMA_NUM_THREAD    threads of the model runner (default 1)
+#   OLLAMA_NUM_THREAD    threads of the model runner (default 1: with 2 on this 2-core
+#                        machine, ggml's spinning threads collapse when anything else runs)
+#   OLLAMA_MODEL         the name the model is served under (default tiny)
 set -euo pipefail
 
 OLLAMA_VERSION="${OLLAMA_VERSION:-v0.17.4}"
