@@ -142,16 +142,17 @@ free_port() {
 }
 
 # A private home and model folder, so nothing of the user's Ollama is seen or touched;
-# no cloud models; the model stays loaded until the end.
+# no cloud models; the model stays loaded until the end. The home is Ollama's alone:
+# the command keeps its own, and with it Go's build and module caches.
 mkdir -p "$TMP/models" "$TMP/home"
-export OLLAMA_MODELS="$TMP/models" HOME="$TMP/home" OLLAMA_NO_CLOUD=1 OLLAMA_NOPRUNE=1 \
+export OLLAMA_MODELS="$TMP/models" OLLAMA_NO_CLOUD=1 OLLAMA_NOPRUNE=1 \
 	OLLAMA_KEEP_ALIVE=-1 OLLAMA_NUM_PARALLEL="${OLLAMA_NUM_PARALLEL:-2}" \
 	OLLAMA_MAX_QUEUE="${OLLAMA_MAX_QUEUE:-4}" OLLAMA_MAX_LOADED_MODELS=1
 
 PORT=""
 for _ in 1 2 3 4 5; do
 	try="$(free_port)"
-	OLLAMA_HOST="127.0.0.1:$try" setsid "$BIN" serve >"$TMP/serve.log" 2>&1 &
+	HOME="$TMP/home" OLLAMA_HOST="127.0.0.1:$try" setsid "$BIN" serve >"$TMP/serve.log" 2>&1 &
 	OLLAMA_PID=$!
 	for _ in $(seq 1 100); do
 		if curl -sf "http://127.0.0.1:$try/" >/dev/null 2>&1; then
@@ -173,7 +174,7 @@ fi
 export OLLAMA_HOST="127.0.0.1:$PORT"
 export OLLAMA_URL="http://$OLLAMA_HOST" OLLAMA_MODEL="${OLLAMA_MODEL:-tiny}"
 
-if ! (cd "$TMP" && "$BIN" create "$OLLAMA_MODEL" -f "$TMP/Modelfile") >"$TMP/create.log" 2>&1; then
+if ! (cd "$TMP" && HOME="$TMP/home" "$BIN" create "$OLLAMA_MODEL" -f "$TMP/Modelfile") >"$TMP/create.log" 2>&1; then
 	echo "ollama.sh: ollama create failed" >&2
 	cat "$TMP/create.log" "$TMP/serve.log" >&2 || true
 	exit 1
