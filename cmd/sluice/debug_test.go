@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -47,6 +48,26 @@ func TestTuneGC(t *testing.T) {
 				t.Errorf("memory limit: got %d, want %d", limit, tc.wantLimit)
 			}
 		})
+	}
+}
+
+// tuneProcs adds spare Ps to the runtime's default, however often a process starts a
+// server, unless the environment sets GOMAXPROCS. Not parallel: it changes the
+// process's scheduler.
+func TestTuneProcs(t *testing.T) {
+	old := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(old) })
+	logger := slog.New(slog.DiscardHandler)
+	for range 3 {
+		tuneProcs(func(string) string { return "" }, logger)
+	}
+	if got := runtime.GOMAXPROCS(0); got != defaultProcs+spareProcs {
+		t.Errorf("GOMAXPROCS %d, want %d", got, defaultProcs+spareProcs)
+	}
+	runtime.GOMAXPROCS(3)
+	tuneProcs(func(k string) string { return map[string]string{"GOMAXPROCS": "3"}[k] }, logger)
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Errorf("with GOMAXPROCS=3 in the environment: %d", got)
 	}
 }
 

@@ -82,6 +82,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	tuneGC(getenv, logger)
+	tuneProcs(getenv, logger)
 	if *debugAddr != "" {
 		stopDebug, err := startDebug(*debugAddr, stdout)
 		if err != nil {
