@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -324,6 +325,52 @@ func (e *cliEnv) printRaw(objs ...json.RawMessage) error {
 		if _, err := fmt.Fprintf(e.stdout, "%s\n", strings.TrimSpace(string(o))); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// listObjects ends a list command: it gets every page (every) with all, or one page
+// (one), and prints them as the API's JSON under --json, or with print, saying on
+// stderr how to get the next page when more follow. noun names the objects.
+func listObjects[T any, P interface {
+	*T
+	RawJSON() json.RawMessage
+}](e *cliEnv, noun string, all bool, every iter.Seq2[*T, error], one func() (*client.List[T], error), id func(*T) string, print func([]*T) error) error {
+	var objs []*T
+	more := false
+	if all {
+		for o, err := range every {
+			if err != nil {
+				return err
+			}
+			objs = append(objs, o)
+		}
+	} else {
+		page, err := one()
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return e.printRaw(page.RawJSON())
+		}
+		objs, more = page.Data, page.HasMore
+	}
+	if e.json {
+		raws := make([]json.RawMessage, len(objs))
+		for i, o := range objs {
+			raws[i] = P(o).RawJSON()
+		}
+		first, last := "", ""
+		if len(objs) > 0 {
+			first, last = id(objs[0]), id(objs[len(objs)-1])
+		}
+		return e.printList(raws, first, last, false)
+	}
+	if err := print(objs); err != nil {
+		return err
+	}
+	if more {
+		fmt.Fprintf(e.stderr, "more %s follow: --after %s for the next page, or --all\n", noun, id(objs[len(objs)-1]))
 	}
 	return nil
 }

@@ -239,43 +239,8 @@ func cmdBatchesList(ctx context.Context, e *cliEnv, args []string) error {
 		return err
 	}
 	p := &client.BatchListParams{Limit: *limit, After: *after}
-	var batches []*client.Batch
-	more := false
-	if *all {
-		for b, err := range c.AllBatches(ctx, p) {
-			if err != nil {
-				return err
-			}
-			batches = append(batches, b)
-		}
-	} else {
-		page, err := c.ListBatches(ctx, p)
-		if err != nil {
-			return err
-		}
-		if e.json {
-			return e.printRaw(page.RawJSON())
-		}
-		batches, more = page.Data, page.HasMore
-	}
-	if e.json {
-		raws := make([]json.RawMessage, len(batches))
-		for i, b := range batches {
-			raws[i] = b.RawJSON()
-		}
-		first, last := "", ""
-		if len(batches) > 0 {
-			first, last = batches[0].ID, batches[len(batches)-1].ID
-		}
-		return e.printList(raws, first, last, false)
-	}
-	if err := e.printBatches(batches); err != nil {
-		return err
-	}
-	if more {
-		fmt.Fprintf(e.stderr, "more batches follow: --after %s for the next page, or --all\n", batches[len(batches)-1].ID)
-	}
-	return nil
+	return listObjects(e, "batches", *all, c.AllBatches(ctx, p), func() (*client.List[client.Batch], error) { return c.ListBatches(ctx, p) },
+		func(b *client.Batch) string { return b.ID }, e.printBatches)
 }
 
 const batchesGetHelp = `Shows a batch: its status, counts, files, pace, usage, cost, timestamps, metadata

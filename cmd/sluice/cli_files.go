@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -126,43 +125,8 @@ func cmdFilesList(ctx context.Context, e *cliEnv, args []string) error {
 		return err
 	}
 	p := &client.FileListParams{Limit: *limit, After: *after, Asc: *asc}
-	var files []*client.File
-	more := false
-	if *all {
-		for file, err := range c.AllFiles(ctx, p) {
-			if err != nil {
-				return err
-			}
-			files = append(files, file)
-		}
-	} else {
-		page, err := c.ListFiles(ctx, p)
-		if err != nil {
-			return err
-		}
-		if e.json {
-			return e.printRaw(page.RawJSON())
-		}
-		files, more = page.Data, page.HasMore
-	}
-	if e.json {
-		raws := make([]json.RawMessage, len(files))
-		for i, file := range files {
-			raws[i] = file.RawJSON()
-		}
-		first, last := "", ""
-		if len(files) > 0 {
-			first, last = files[0].ID, files[len(files)-1].ID
-		}
-		return e.printList(raws, first, last, false)
-	}
-	if err := e.printFiles(files); err != nil {
-		return err
-	}
-	if more {
-		fmt.Fprintf(e.stderr, "more files follow: --after %s for the next page, or --all\n", files[len(files)-1].ID)
-	}
-	return nil
+	return listObjects(e, "files", *all, c.AllFiles(ctx, p), func() (*client.List[client.File], error) { return c.ListFiles(ctx, p) },
+		func(f *client.File) string { return f.ID }, e.printFiles)
 }
 
 const filesGetHelp = `Shows files.
