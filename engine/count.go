@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/sluice-batch/sluice/jsonl"
@@ -24,6 +25,7 @@ type lineCounter struct {
 	in    chan *sharedChunk // chunks, in file order
 	work  chan *countBatch  // batches for the workers
 	order chan *countBatch  // the same batches, in file order, for the collector
+	spare chan *countBatch  // batches counted and collected, to reuse
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -75,6 +77,7 @@ func newLineCounter(pick func(string) *tokens.Counter) *lineCounter {
 		in:    make(chan *sharedChunk, scanBuffers),
 		work:  make(chan *countBatch, workers),
 		order: make(chan *countBatch, 4*workers),
+		spare: make(chan *countBatch, 6*workers),
 		base:  1,
 	}
 	lc.cond = sync.NewCond(&lc.mu)
@@ -110,7 +113,7 @@ func (lc *lineCounter) split() {
 				counter = lc.pick("")
 			}
 			b.counter = counter
-			b.counts = make([]lineCount, len(b.ends))
+			b.counts = slices.Grow(b.counts[:0], len(b.ends))[:len(b.ends)]
 			lc.order <- b
 			lc.work <- b
 		}
@@ -128,7 +131,7 @@ func (lc *lineCounter) split() {
 		}
 		first = false
 		if b == nil {
-			b = &countBatch{buf: make([]byte, 0, countBatchBytes), ready: make(chan struct{})}
+			b = lc.batch()
 		}
 		if skip {
 			// Too long to hold: its length stands in, marked by a negative end.
@@ -201,11 +204,30 @@ func (lc *lineCounter) collect() {
 		lc.pending = append(lc.pending, b.counts...)
 		lc.mu.Unlock()
 		lc.cond.Broadcast()
+		if cap(b.buf) <= 2*countBatchBytes {
+			select {
+			case lc.spare <- b:
+			default:
+			}
+		}
 	}
 	lc.mu.Lock()
 	lc.done = true
 	lc.mu.Unlock()
 	lc.cond.Broadcast()
+}
+
+// batch returns an empty batch, its buffers reused from one the collector is done
+// with when there is one: an upload's batches would otherwise be as many bytes of
+// garbage as the file.
+func (lc *lineCounter) batch() *countBatch {
+	select {
+	case b := <-lc.spare:
+		*b = countBatch{buf: b.buf[:0], ends: b.ends[:0], counts: b.counts[:0], ready: make(chan struct{})}
+		return b
+	default:
+		return &countBatch{buf: make([]byte, 0, countBatchBytes), ready: make(chan struct{})}
+	}
 }
 
 // wait returns the count of a line, waiting for it. Lines must be asked for in

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -695,10 +696,21 @@ func TestFailedAppendsGoToNewSegments(t *testing.T) {
 
 // The upload counts every request line's input tokens: the file's total, and each
 // line's count in its index entry.
+// TestUploadCountsTokens checks the counts in the index line by line, on a small file
+// and on one of many more chunks than the upload holds at once, so that the counter runs
+// ahead of the scanner.
 func TestUploadCountsTokens(t *testing.T) {
 	t.Parallel()
+	for _, n := range []int{600, 60_000} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			t.Parallel()
+			testUploadCountsTokens(t, lines(n))
+		})
+	}
+}
+
+func testUploadCountsTokens(t *testing.T, input string) {
 	b := setup(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) {}, engine.Options{})
-	input := lines(600)
 	f, err := b.eng.UploadFile(context.Background(), sluice.FileUpload{Filename: "in.jsonl", Body: strings.NewReader(input)})
 	if err != nil {
 		t.Fatal(err)
@@ -748,5 +760,31 @@ func TestUploadCountsTokens(t *testing.T) {
 	}
 	if !slices.Equal(got, wantEach) {
 		t.Errorf("index token counts differ from the tokenizer's")
+	}
+}
+
+// TestUploadReportsLateBodyProblems puts bodies that lack their messages deep into a
+// file of many chunks: each is reported at its line, and the file gets no index.
+func TestUploadReportsLateBodyProblems(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sluice.Upstream{}, func(w http.ResponseWriter, r *http.Request) {}, engine.Options{})
+	rows := strings.SplitAfter(lines(60_000), "\n")
+	bad := []int{45_000, 59_999}
+	for _, line := range bad {
+		rows[line-1] = fmt.Sprintf(`{"custom_id":"bad%d","method":"POST","url":"/chat/completions","body":{"model":"dep"}}`+"\n", line)
+	}
+	f, err := b.eng.UploadFile(context.Background(), sluice.FileUpload{Filename: "in.jsonl", Body: strings.NewReader(strings.Join(rows, ""))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, p := range f.Scan.Problems {
+		if p.Param != "body.messages" {
+			t.Errorf("line %d: param %q, want body.messages", p.Line, p.Param)
+		}
+		got = append(got, p.Line)
+	}
+	if !slices.Equal(got, bad) || f.Scan.Indexed {
+		t.Errorf("problems at lines %v, indexed %v; want %v, not indexed", got, f.Scan.Indexed, bad)
 	}
 }

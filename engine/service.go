@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -45,25 +46,48 @@ func (e *Engine) ingest(ctx context.Context, f *sluice.File, body io.Reader, lim
 	bg := context.WithoutCancel(ctx)
 	index := newIndexSink(bg, e.bucket, sluice.IndexKey(f.ID))
 	count := newLineCounter(e.counterFor)
+	// The scanner does not wait for the counts: its entries queue up for a goroutine that
+	// takes each line's count, in line order, and adds the entry to the index. The queue
+	// is bounded, and so is how far the counter runs ahead (see scanTee).
 	var (
+		entries   = make(chan jsonl.Entry, entryQueue)
+		indexed   = make(chan struct{})
+		indexErr  error       // the index's failure, set before failed
+		failed    atomic.Bool // the index failed: the scan stops
 		tokens    int64
 		imageLine int
 		bodyBad   []sluice.BatchError // lines whose body lacks what its endpoint needs
 	)
-	scan := jsonl.NewScanner(&jsonl.ScanOptions{MaxRequests: e.opts.MaxRequests, EntryFunc: func(en jsonl.Entry) error {
-		c := count.wait(en.Line)
-		if c.bad != nil {
-			if len(bodyBad) < sluice.MaxBatchErrors {
-				bodyBad = append(bodyBad, bodyProblem(en.Line, c.bad))
+	go func() {
+		defer close(indexed)
+		for en := range entries {
+			c := count.wait(en.Line)
+			switch {
+			case failed.Load():
+				continue
+			case c.bad != nil:
+				if len(bodyBad) < sluice.MaxBatchErrors {
+					bodyBad = append(bodyBad, bodyProblem(en.Line, c.bad))
+				}
+				continue // the file is unusable: its index is dropped
 			}
-			return nil // the file is unusable: its index is dropped
+			en.Tokens = int(c.tokens)
+			tokens += int64(en.Tokens)
+			if c.images && imageLine == 0 {
+				imageLine = en.Line
+			}
+			if err := index.add(en); err != nil {
+				indexErr = err
+				failed.Store(true)
+			}
 		}
-		en.Tokens = int(c.tokens)
-		tokens += int64(en.Tokens)
-		if c.images && imageLine == 0 {
-			imageLine = en.Line
+	}()
+	scan := jsonl.NewScanner(&jsonl.ScanOptions{MaxRequests: e.opts.MaxRequests, EntryFunc: func(en jsonl.Entry) error {
+		if failed.Load() {
+			return indexErr
 		}
-		return index.add(en)
+		entries <- en
+		return nil
 	}})
 	limited := &limitReader{r: body, n: limit}
 	tee := newScanTee(limited, scan, count)
@@ -77,6 +101,11 @@ func (e *Engine) ingest(ctx context.Context, f *sluice.File, body io.Reader, lim
 		n, err = io.CopyBuffer(io.Discard, tee, make([]byte, 1<<20))
 	}
 	sum, scanErr := tee.finish()
+	close(entries)
+	<-indexed
+	if scanErr == nil && indexErr != nil {
+		scanErr = indexErr
+	}
 	if err != nil {
 		index.abort()
 		_ = e.store.DeleteFile(bg, f.ID)

@@ -10,27 +10,33 @@ import (
 )
 
 // scanTee is an io.Reader over an upload that hands a copy of every byte it reads to a
-// scanner running in its own goroutine, so storing and scanning use a core each. At
-// most scanBuffers chunks are in flight: a scanner that falls behind slows the reads.
+// scanner running in its own goroutine, so storing and scanning use a core each, and,
+// when it has one, to a line counter that counts on every core. The counter gets each
+// chunk as it is read, before the scanner: neither waits for the other, and the index
+// pairs the scanner's entries with the counts as both come (see ingest). At most
+// scanBuffers chunks are in flight: a scanner or counter that falls behind slows the
+// reads.
 type scanTee struct {
 	src   io.Reader
 	scan  *jsonl.Scanner
-	count *lineCounter  // shown each chunk before the scanner, when set
-	cur   []byte        // filling
-	work  chan []byte   // full chunks for the scanner
-	free  chan []byte   // chunks the scanner is done with
-	done  chan struct{} // closed when the scanner goroutine ends
+	count *lineCounter      // given each chunk, when set
+	cur   []byte            // filling
+	work  chan *sharedChunk // full chunks for the scanner
+	free  chan []byte       // chunks the scanner and the counter are done with
+	done  chan struct{}     // closed when the scanner goroutine ends
 }
 
 const (
 	scanChunk   = 256 << 10
 	scanBuffers = 8
+	// entryQueue is how many of the scanner's entries may wait for their lines' counts.
+	entryQueue = 4096
 )
 
 func newScanTee(src io.Reader, scan *jsonl.Scanner, count *lineCounter) *scanTee {
 	t := &scanTee{
 		src: src, scan: scan, count: count,
-		work: make(chan []byte, scanBuffers), free: make(chan []byte, scanBuffers), done: make(chan struct{}),
+		work: make(chan *sharedChunk, scanBuffers), free: make(chan []byte, scanBuffers), done: make(chan struct{}),
 	}
 	for range scanBuffers {
 		t.free <- make([]byte, 0, scanChunk)
@@ -38,26 +44,24 @@ func newScanTee(src io.Reader, scan *jsonl.Scanner, count *lineCounter) *scanTee
 	t.cur = <-t.free
 	go func() {
 		defer close(t.done)
-		for b := range t.work {
-			if t.count == nil {
-				_, _ = t.scan.Write(b) // never fails
-				t.free <- b[:0]
-				continue
-			}
-			// The counter gets the chunk first: the scanner may wait for the counts
-			// of the lines in it.
-			c := &sharedChunk{buf: b}
-			c.refs.Add(1)
-			t.count.add(c)
-			_, _ = t.scan.Write(b)
-			c.refs.Wait()
-			t.free <- b[:0]
-		}
-		if t.count != nil {
-			t.count.close()
+		for c := range t.work {
+			_, _ = t.scan.Write(c.buf) // never fails
+			c.refs.Wait()              // the counter has copied what it needs
+			t.free <- c.buf[:0]
 		}
 	}()
 	return t
+}
+
+// send hands the filled chunk to the counter and the scanner.
+func (t *scanTee) send() {
+	c := &sharedChunk{buf: t.cur}
+	if t.count != nil {
+		c.refs.Add(1)
+		t.count.add(c)
+	}
+	t.work <- c
+	t.cur = nil
 }
 
 // Read implements io.Reader.
@@ -68,18 +72,21 @@ func (t *scanTee) Read(p []byte) (int, error) {
 		t.cur = t.cur[:len(t.cur)+m]
 		q = q[m:]
 		if len(t.cur) == cap(t.cur) {
-			t.work <- t.cur
+			t.send()
 			t.cur = <-t.free
 		}
 	}
 	return n, err
 }
 
-// finish hands the scanner what is left, waits for it, and returns its summary.
+// finish hands the scanner and the counter what is left, waits for the scanner, and
+// returns its summary. The counter goes on counting what it was given.
 func (t *scanTee) finish() (*jsonl.Summary, error) {
 	if len(t.cur) > 0 {
-		t.work <- t.cur
-		t.cur = nil
+		t.send()
+	}
+	if t.count != nil {
+		t.count.close()
 	}
 	close(t.work)
 	<-t.done
