@@ -73,6 +73,9 @@ func pieceKeyOf[T text](p *pieces, s T, i, j int) pieceKey {
 		}
 		return pieceKey{h1, h2, uint64(n), tagHashed}
 	}
+	if n <= 8 && i+8 <= len(s) { // most words: one load
+		return pieceKey{load8(s, i) & (1<<(8*n) - 1), 0, 0, uint64(n)}
+	}
 	return pieceKey{word(s, i, n), word(s, i+8, n-8), word(s, i+16, n-16), uint64(n)}
 }
 

@@ -1,5 +1,7 @@
 package tokens
 
+import "math/bits"
+
 // This file splits ASCII text into the pieces the library's split regexps match, so that
 // most text never reaches the regexp engine. The regexps are matched by code that
 // regexp2cg generated (codec/regexp.gen.go in github.com/tiktoken-go/tokenizer v0.10.0),
@@ -105,10 +107,7 @@ func nextO200k[T text](s T, i int) int {
 		for j < n && is(s[j], cUpper) {
 			j++
 		}
-		for j < n && is(s[j], cLower) {
-			j++
-		}
-		return contraction(s, j, true)
+		return contraction(s, lowerRun(s, j), true)
 	case c&cDigit != 0:
 		return digits(s, i, 3)
 	case c&cOther != 0 || s[i] == ' ' && i+1 < n && is(s[i+1], cOther):
@@ -128,11 +127,7 @@ func nextCl100k[T text](s T, i int) int {
 	}
 	switch {
 	case c&cLetter != 0 || c&cPrefix != 0 && i+1 < n && is(s[i+1], cLetter):
-		j := i + 1
-		for j < n && is(s[j], cLetter) {
-			j++
-		}
-		return j
+		return letterRun(s, i+1)
 	case c&cDigit != 0:
 		return digits(s, i, 3)
 	case c&cOther != 0 || s[i] == ' ' && i+1 < n && is(s[i+1], cOther):
@@ -284,4 +279,55 @@ func nonASCII[T text](s T) int {
 		}
 	}
 	return -1
+}
+
+// Runs of letters are found eight bytes at a time: a word of prose is then one or two
+// steps, where a byte at a time its end is a branch the processor mispredicts.
+const (
+	ones = 0x0101010101010101
+	high = 0x8080808080808080
+)
+
+// load8 returns s[i:i+8], which must be in s, as a little-endian word.
+func load8[T text](s T, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// inRange returns a word with the high bit set in each byte of w that is from lo to hi,
+// both ASCII, and no other bit. Each byte's sums stay below 0x100, so none carries into
+// the next.
+func inRange(w uint64, lo, hi byte) uint64 {
+	x := w &^ high
+	atLeast := x + (0x80-uint64(lo))*ones
+	over := x + (0x7f-uint64(hi))*ones
+	return atLeast &^ over &^ w & high
+}
+
+// lowerRun returns the end of the run of a-z from i.
+func lowerRun[T text](s T, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		if m := inRange(load8(s, i), 'a', 'z'); m != high {
+			return i + bits.TrailingZeros64(^m&high)/8
+		}
+	}
+	for i < len(s) && is(s[i], cLower) {
+		i++
+	}
+	return i
+}
+
+// letterRun returns the end of the run of A-Z and a-z from i.
+func letterRun[T text](s T, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		// Setting bit 5 maps A-Z onto a-z, and no other byte onto a letter.
+		if m := inRange(load8(s, i)|0x20*ones, 'a', 'z'); m != high {
+			return i + bits.TrailingZeros64(^m&high)/8
+		}
+	}
+	for i < len(s) && is(s[i], cLetter) {
+		i++
+	}
+	return i
 }

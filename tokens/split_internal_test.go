@@ -241,3 +241,35 @@ func TestSplit(t *testing.T) {
 		})
 	}
 }
+
+// TestRuns compares the word-at-a-time runs with a byte at a time, for every byte in
+// every position of a run that spans three words, and at the end of the text.
+func TestRuns(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fill byte
+		run  func(string, int) int
+		in   uint8 // the classes the run takes
+	}{
+		{"lower", 'q', lowerRun[string], cLower},
+		{"letter", 'Q', letterRun[string], cLetter},
+	} {
+		for length := range 20 {
+			for pos := range length {
+				for b := range 256 {
+					s := []byte(strings.Repeat(string(tc.fill), length))
+					s[pos] = byte(b)
+					for start := range min(pos+1, 3) {
+						want := start
+						for want < len(s) && class[s[want]]&tc.in != 0 {
+							want++
+						}
+						if got := tc.run(string(s), start); got != want {
+							t.Fatalf("%s(%q, %d) = %d, want %d", tc.name, s, start, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
