@@ -181,6 +181,7 @@ func (lc *lineCounter) split() {
 
 // worker counts batches.
 func (lc *lineCounter) worker() {
+	var urls endpoints
 	for b := range lc.work {
 		start := 0
 		for i, e := range b.ends {
@@ -188,7 +189,7 @@ func (lc *lineCounter) worker() {
 				b.counts[i] = lineCount{tokens: int32(min(-e-1, 1<<33) / 4)}
 				continue
 			}
-			p, bad := measureLine(b.counter, b.buf[start:e])
+			p, bad := measureLine(b.counter, b.buf[start:e], &urls)
 			b.counts[i] = lineCount{tokens: int32(p.Tokens), images: p.Images > 0, bad: bad}
 			start = e
 		}
@@ -261,21 +262,21 @@ func (lc *lineCounter) encoding() string {
 // countLine returns the input tokens of one request line, 0 for a line that is blank or
 // not a request: the scan reports those.
 func countLine(c *tokens.Counter, line []byte) int {
-	p, _ := measureLine(c, line)
+	p, _ := measureLine(c, line, nil)
 	return p.Tokens
 }
 
 // measureLine returns the input tokens and images of one request line, none for a
 // line that is blank or not a request, and what is wrong with the fields its
 // endpoint requires, if anything. A line whose url is not an endpoint, or whose body
-// is not a JSON object, is the scan's to report.
-func measureLine(c *tokens.Counter, line []byte) (tokens.Prompt, *tokens.FieldError) {
+// is not a JSON object, is the scan's to report. urls, when not nil, remembers the
+// last url read.
+func measureLine(c *tokens.Counter, line []byte, urls *endpoints) (tokens.Prompt, *tokens.FieldError) {
 	body := jsonl.Field(line, "body")
-	var url string
-	if len(body) == 0 || json.Unmarshal(jsonl.Field(line, "url"), &url) != nil {
+	if len(body) == 0 {
 		return tokens.Prompt{}, nil
 	}
-	endpoint := jsonl.NormalizeEndpoint(url)
+	endpoint := urls.of(jsonl.Field(line, "url"))
 	if endpoint == "" {
 		return tokens.Prompt{}, nil
 	}
@@ -288,6 +289,29 @@ func measureLine(c *tokens.Counter, line []byte) (tokens.Prompt, *tokens.FieldEr
 		return tokens.Prompt{}, nil
 	}
 	return p, nil
+}
+
+// endpoints remembers the last url field read and its endpoint, as a file's lines all
+// name the same: decoding it again on every line was a tenth of an upload's garbage.
+type endpoints struct {
+	raw      []byte
+	endpoint string
+}
+
+// of returns the endpoint of a url field's raw JSON, "" when it is none.
+func (u *endpoints) of(raw []byte) string {
+	if u != nil && u.raw != nil && bytes.Equal(raw, u.raw) {
+		return u.endpoint
+	}
+	var url string
+	if json.Unmarshal(raw, &url) != nil {
+		return ""
+	}
+	endpoint := jsonl.NormalizeEndpoint(url)
+	if u != nil && len(raw) <= 1024 {
+		u.raw, u.endpoint = append(u.raw[:0], raw...), endpoint
+	}
+	return endpoint
 }
 
 // lineModel returns the body.model a request line names, or "".

@@ -147,3 +147,23 @@ func TestLineCounterPicksByModel(t *testing.T) {
 		t.Errorf("got encoding %q after asking for %q, want cl100k_base for model old", lc.encoding(), asked)
 	}
 }
+
+// The remembered url stands in only for the same bytes: each field gets the endpoint
+// that decoding it alone gives.
+func TestEndpointsRemembersTheLastURL(t *testing.T) {
+	t.Parallel()
+	var urls endpoints
+	for i, raw := range []string{
+		`"/v1/chat/completions"`, `"/v1/chat/completions"`, `"/chat/completions"`,
+		`"/v1/embeddings"`, `"\/v1\/embeddings"`, `"/v1/nothing"`, `"/v1/nothing"`, `12`, ``,
+		`"/v1/responses"`, `"/v1/chat/completions"`,
+	} {
+		got, want := urls.of([]byte(raw)), (*endpoints)(nil).of([]byte(raw))
+		if got != want {
+			t.Errorf("field %d, %s: got %q, want %q", i, raw, got, want)
+		}
+		if i == 0 && want != "/v1/chat/completions" {
+			t.Fatalf("the reference gives %q for %s", want, raw)
+		}
+	}
+}
