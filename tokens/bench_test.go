@@ -15,15 +15,28 @@ var words = strings.Fields(`the of and to a in is you that it he was for on are 
 	call who oil its now find long down day did get come made may part customer order invoice refund
 	shipping address account password support ticket product warranty delivery payment receipt`)
 
+// Vocabularies of text that is not ASCII: French, with its accents and apostrophes, and
+// Korean, whose words are separated by spaces.
+var (
+	frenchWords = strings.Fields(`le la les des une est pour dans avec sans été élevé très déjà où
+		traitement lots requête fichier sortie entrée délai quota déploiement modèle réponse
+		numéro client commande facture réduction adresse à ça même être première deuxième`)
+	koreanWords = strings.Fields(`일괄 처리 요청 파일 출력 입력 할당량 배포 모델 응답 시간 대상 작업 그룹
+		비동기 효율적으로 설계되었습니다 대규모 대용량 사용 지원 고객 주문 결제 배송 주소 번호`)
+)
+
 // prose returns about n bytes of English-like text drawn from seed.
-func prose(seed uint64, n int) string {
+func prose(seed uint64, n int) string { return proseOf(words, seed, n) }
+
+// proseOf returns about n bytes of text of the words of vocabulary drawn from seed.
+func proseOf(vocabulary []string, seed uint64, n int) string {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var sb strings.Builder
 	for sb.Len() < n {
 		if sb.Len() > 0 {
 			sb.WriteByte(' ')
 		}
-		sb.WriteString(words[rng.IntN(len(words))])
+		sb.WriteString(vocabulary[rng.IntN(len(vocabulary))])
 		if rng.IntN(12) == 0 {
 			sb.WriteString(".")
 		}
@@ -117,15 +130,17 @@ func BenchmarkRequest(b *testing.B) {
 }
 
 // BenchmarkText counts 1 KB windows of a 1 MB ASCII text at scattered offsets, so every
-// string is new but its words recur, as in a batch file's lines: "english" draws words
-// from a small vocabulary, "random-words" makes up every word, the worst case for
-// caching pieces.
+// string is new but its words recur, as in a batch file's lines: "english", "french"
+// and "korean" draw words from a small vocabulary, "random-words" makes up every word,
+// the worst case for caching pieces.
 func BenchmarkText(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		text string
 	}{
 		{"english", prose(3, 1<<20)},
+		{"french", proseOf(frenchWords, 5, 1<<20)},
+		{"korean", proseOf(koreanWords, 6, 1<<20)},
 		{"random-words", randomWords(4, 1<<20)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -158,7 +158,7 @@ func (p *pieces) put(k pieceKey, n int) {
 func countText[T text](c *Counter, s T) int {
 	n := 0
 	for i := 0; i < len(s); {
-		k, ascii := nextSegment(s[i:])
+		k, ascii := nextSegment(c.split, s[i:])
 		if ascii {
 			n += countASCII(c, s[i:i+k])
 		} else {

@@ -1,6 +1,10 @@
 package tokens
 
-import "math/bits"
+import (
+	"math/bits"
+	"unicode"
+	"unicode/utf8"
+)
 
 // This file splits ASCII text into the pieces the library's split regexps match, so that
 // most text never reaches the regexp engine. The regexps are matched by code that
@@ -234,33 +238,77 @@ func spaces[T text](s T, i int, newlines bool) int {
 }
 
 // nextSegment returns the length of the first segment of s and whether it is ASCII.
-// Segments split s where the split regexps always split, before a space followed by
-// an ASCII letter, so each one can be counted on its own: a match that reaches such a
-// space starts there, and whatever comes after it, matches before it end at it the same
-// way the end of the text would end them. An ASCII segment ends at the last such place
-// before the first byte from 0x80; the other segment, which holds that byte, ends at the
-// next such place after it.
-func nextSegment[T text](s T) (int, bool) {
+// Segments split s where sp's regexp always splits (see isCut), so each one can be
+// counted on its own: a match that reaches a cut starts there, and whatever comes
+// after it, matches before it end at it the same way the end of the text would end
+// them. An ASCII segment ends at the last cut at or before the first byte from 0x80;
+// the other segment, which holds that byte, ends at the next cut after it.
+func nextSegment[T text](sp splitter, s T) (int, bool) {
 	q := nonASCII(s)
 	if q < 0 {
 		return len(s), true
 	}
-	for p := q - 2; p > 0; p-- {
-		if isCut(s, p) {
+	for p := q; p > 0; p-- {
+		if mayCut(s, p) && isCut(sp, s, p) {
 			return p, true
 		}
 	}
 	for p := q + 1; p < len(s); p++ {
-		if isCut(s, p) {
+		if mayCut(s, p) && isCut(sp, s, p) {
 			return p, false
 		}
 	}
 	return len(s), false
 }
 
-// isCut reports whether the split regexps always split s before s[p].
-func isCut[T text](s T, p int) bool {
-	return s[p] == ' ' && p+1 < len(s) && is(s[p+1], cLetter)
+// mayCut is isCut's first test, cheap enough to inline: a cut is before a space or a
+// digit, or after a newline.
+func mayCut[T text](s T, p int) bool {
+	b := s[p]
+	return b == ' ' || b-'0' < 10 || isNewline(s[p-1])
+}
+
+// isCut reports whether sp's regexp always splits s before s[p], p > 0, whatever
+// precedes p, and whether s ends at p or goes on. It does:
+//
+//   - Before a space followed by a character that is not white space (nor DEL): no
+//     match holds a space but at its start or in a run of white space, and a run that
+//     a non-space follows ends before its last space, as \s+(?!\S) leaves it; ended
+//     at p by the end of the text, the run is matched whole, to the same place.
+//   - Before an ASCII digit after an ASCII byte that is not a digit, white space or
+//     DEL: only the digit alternatives match digits, and they start no earlier.
+//   - In o200k_base and cl100k_base, after \r or \n, before a character that is not
+//     white space (nor DEL, nor, in o200k_base, the / that may end a run of
+//     punctuation and newlines): a match that reaches the newline, \s*[\r\n]+ or a
+//     run of punctuation, ends there with or without what follows; p50k_base's
+//     \s+(?!\S) would leave the newline out when a non-space follows.
+func isCut[T text](sp splitter, s T, p int) bool {
+	b := s[p]
+	if b == ' ' {
+		return p+1 < len(s) && nonSpaceAt(s, p+1)
+	}
+	a := s[p-1]
+	if class[b]&cDigit != 0 && a < 0x80 && a != del && class[a]&(cDigit|cSpace) == 0 {
+		return true
+	}
+	return sp != splitP50k && isNewline(a) && (b != '/' || sp != splitO200k) && nonSpaceAt(s, p)
+}
+
+// nonSpaceAt reports whether the character at s[i] is neither white space, as
+// unicode.IsSpace has it, nor DEL. A byte that does not begin valid UTF-8 is not
+// white space: the regexps see U+FFFD there.
+func nonSpaceAt[T text](s T, i int) bool {
+	if b := s[i]; b < 0x80 {
+		return b != del && class[b]&cSpace == 0
+	}
+	var r rune
+	switch v := any(s[i:]).(type) {
+	case string:
+		r, _ = utf8.DecodeRuneInString(v)
+	case []byte:
+		r, _ = utf8.DecodeRune(v)
+	}
+	return !unicode.IsSpace(r)
 }
 
 // nonASCII returns the index of the first byte of s from 0x80, or -1.

@@ -29,7 +29,7 @@ func splitText(tb testing.TB, c *Counter, s string) []string {
 	tb.Helper()
 	var parts []string
 	for s != "" {
-		k, ascii := nextSegment(s)
+		k, ascii := nextSegment(c.split, s)
 		if k <= 0 || k > len(s) {
 			tb.Fatalf("%q: got a segment of %d bytes", s, k)
 		}
@@ -270,6 +270,24 @@ func TestRuns(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestSegmentCuts checks texts that put a byte from 0x80 beside each kind of cut and
+// beside the places that look like one but are not, in every encoding.
+func TestSegmentCuts(t *testing.T) {
+	t.Parallel()
+	texts := []string{
+		"é.\n/x", "é.\n/\nx", "é.\n\n/x", "é\n\n x", "é\n\nx", "é\r\nA", "é\n\u0301a", "é\n1", "é\n\u3000x",
+		"é \u3000x", "é \u00a0x", "é \u0085x", "é \x7fx", "é \xffx", "é  x", "é \tx", "x \u3000é", "x  \u3000é", "x   \u00a0é", "x \u0301é",
+		"é,1", "é\x7f1", "é 1", "é  1", "é\t1", "é1", "²1", "é.²1", "x²1", "x,²1", "1,²", "é'1", "é's1",
+		"東京 €1,250.00 x", "Kraków, 2026-11-02 10:45 #4471.\n\nSão Paulo", "a\n\n한국어 문장입니다. 1,000원\n",
+	}
+	for _, c := range MustCounters(t) {
+		for _, s := range texts {
+			checkText(t, c, s)
+			checkText(t, c, "x "+s+" x")
 		}
 	}
 }
