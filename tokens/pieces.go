@@ -183,11 +183,17 @@ func countASCII[T text](c *Counter, s T) int {
 	learned, run := 0, -1 // in the current run of misses: pieces learned, start of the rest
 	for i := 0; i < len(s); {
 		if s[i] != del {
-			j := nextPiece(c.split, s, i)
+			j, w := shortWord(c.split, s, i)
+			if j < 0 {
+				j = nextPiece(c.split, s, i)
+			}
 			if j-i == 1 {
 				n++ // each byte is a token in every encoding
 			} else {
-				k := pieceKeyOf(c.pieces, s, i, j)
+				k := pieceKey{w, 0, 0, uint64(j - i)}
+				if w == 0 {
+					k = pieceKeyOf(c.pieces, s, i, j)
+				}
 				m, ok := c.pieces.get(k)
 				switch {
 				case ok:

@@ -379,3 +379,44 @@ func letterRun[T text](s T, i int) int {
 	}
 	return i
 }
+
+// shortWord returns the end of the piece at i, and its bytes as a little-endian word,
+// when it is a word of letters, with a space before it or not, that ends within the
+// eight bytes from i: most pieces of prose. Otherwise it returns -1 and 0, and the
+// piece is nextPiece's to find. A word in o200k_base is upper-case letters then
+// lower-case ones, so an upper-case letter after a lower-case one starts the next; in
+// cl100k_base it is letters of either case. A word that an apostrophe follows is left
+// to nextPiece, for the contractions; so is every piece in p50k_base and r50k_base.
+func shortWord[T text](sp splitter, s T, i int) (int, uint64) {
+	if sp == splitP50k || i+8 > len(s) {
+		return -1, 0
+	}
+	w := load8(s, i)
+	skip := uint64(0) // the bits of the bytes before the letters: the space, if any
+	if byte(w) == ' ' {
+		skip = 0xff
+	}
+	lower, upper := inRange(w, 'a', 'z')&^skip, inRange(w, 'A', 'Z')&^skip
+	// The word ends at the first byte after the space that is not a letter (a bit past
+	// the word when all are) ...
+	stop := ^(lower | upper) &^ skip & high
+	if sp == splitO200k {
+		// ... or at the first upper-case letter after a lower-case one.
+		if lower != 0 {
+			first := lower & -lower
+			stop |= upper &^ (first<<1 - 1)
+		}
+	}
+	end := 8
+	if stop != 0 {
+		end = bits.TrailingZeros64(stop) / 8
+	}
+	start := 0
+	if skip != 0 {
+		start = 1
+	}
+	if end == 8 || end == start || s[i+end] == '\'' {
+		return -1, 0
+	}
+	return i + end, w & (1<<(8*end) - 1)
+}

@@ -291,3 +291,35 @@ func TestSegmentCuts(t *testing.T) {
 		}
 	}
 }
+
+// TestShortWord checks shortWord against nextPiece at every place of generated text:
+// where it finds a word, it must be nextPiece's piece, and its word the piece's key.
+func TestShortWord(t *testing.T) {
+	t.Parallel()
+	for _, c := range MustCounters(t) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		found := 0
+		for range 200 {
+			s := genText(rng, 1+rng.IntN(400), false)
+			for i := range len(s) {
+				if s[i] == del {
+					continue
+				}
+				j, w := shortWord(c.split, s, i)
+				if j < 0 {
+					continue
+				}
+				found++
+				if want := nextPiece(c.split, s, i); j != want {
+					t.Fatalf("%s: %q at %d: got the piece %q, want %q", c.name, s, i, s[i:j], s[i:want])
+				}
+				if k := pieceKeyOf(c.pieces, s, i, j); k != (pieceKey{w, 0, 0, uint64(j - i)}) {
+					t.Fatalf("%s: %q at %d: got the key %x, want %x", c.name, s, i, w, k)
+				}
+			}
+		}
+		if (c.split == splitP50k) != (found == 0) {
+			t.Errorf("%s: shortWord found %d words", c.name, found)
+		}
+	}
+}
