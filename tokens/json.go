@@ -1,7 +1,9 @@
 package tokens
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -174,22 +176,21 @@ func (r *reader) decode(buf *[]byte) ([]byte, error) {
 		return nil, r.fail("want a string")
 	}
 	start := r.i + 1
-	for i := start; i < len(r.b); i++ {
-		switch c := r.b[i]; {
-		case c == '"':
-			r.i = i + 1
-			return r.b[start:i], nil
-		case c == '\\':
-			out, err := r.unescape(append((*buf)[:0], r.b[start:i]...), i)
-			*buf = out
-			return out, err
-		case c < 0x20:
-			r.i = i
-			return nil, r.fail("control character in string")
-		}
+	switch i := plainEnd(r.b, start); {
+	case i == len(r.b):
+		r.i = i
+		return nil, r.fail("unterminated string")
+	case r.b[i] == '"':
+		r.i = i + 1
+		return r.b[start:i], nil
+	case r.b[i] == '\\':
+		out, err := r.unescape(append((*buf)[:0], r.b[start:i]...), i)
+		*buf = out
+		return out, err
+	default:
+		r.i = i
+		return nil, r.fail("control character in string")
 	}
-	r.i = len(r.b)
-	return nil, r.fail("unterminated string")
 }
 
 // unescape appends the rest of the string starting at r.b[i] to out, resolving escapes
@@ -205,10 +206,7 @@ func (r *reader) unescape(out []byte, i int) ([]byte, error) {
 			r.i = i
 			return out, r.fail("control character in string")
 		case c != '\\':
-			j := i + 1
-			for j < len(r.b) && r.b[j] != '"' && r.b[j] != '\\' && r.b[j] >= 0x20 {
-				j++
-			}
+			j := plainEnd(r.b, i+1)
 			out = append(out, r.b[i:j]...)
 			i = j
 			continue
@@ -438,4 +436,25 @@ func (r *reader) array(fn func(i int) error) error {
 			return r.fail("want ',' or ']' in an array")
 		}
 	}
+}
+
+// plainEnd returns the index of the first byte of b from i that ends a run of plain
+// string bytes, a quote, a backslash or a control character, or len(b). It tests eight
+// bytes at a time: in each test a byte flags when it is one of them, and a byte above
+// such a byte may flag wrongly, but the lowest flag is always right.
+func plainEnd(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		quote, backslash := w^(ones*'"'), w^(ones*'\\')
+		m := ((quote-ones)&^quote | (backslash-ones)&^backslash | (w-ones*0x20)&^w) & high
+		if m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 {
+			return i
+		}
+	}
+	return len(b)
 }

@@ -71,3 +71,31 @@ func TestReaderDepth(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainEnd compares plainEnd with a byte at a time, for every byte at every place of
+// a run that spans three words, after a byte that ends a run as well as after a plain one.
+func TestPlainEnd(t *testing.T) {
+	t.Parallel()
+	for length := range 20 {
+		for pos := range length {
+			for b := range 256 {
+				for _, before := range []byte{'a', '"', '\n'} {
+					s := bytes.Repeat([]byte{'x'}, length)
+					s[pos] = byte(b)
+					if pos > 0 {
+						s[pos-1] = before
+					}
+					for start := range min(pos+1, 3) {
+						want := start
+						for want < len(s) && s[want] != '"' && s[want] != '\\' && s[want] >= 0x20 {
+							want++
+						}
+						if got := plainEnd(s, start); got != want {
+							t.Fatalf("plainEnd(%q, %d) = %d, want %d", s, start, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
