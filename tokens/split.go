@@ -398,24 +398,14 @@ func shortWord[T text](sp splitter, s T, i int) (int, uint64) {
 	}
 	lower, upper := inRange(w, 'a', 'z')&^skip, inRange(w, 'A', 'Z')&^skip
 	// The word ends at the first byte after the space that is not a letter (a bit past
-	// the word when all are) ...
+	// the word when all are), or in o200k_base at the first upper-case letter after a
+	// lower-case one.
 	stop := ^(lower | upper) &^ skip & high
-	if sp == splitO200k {
-		// ... or at the first upper-case letter after a lower-case one.
-		if lower != 0 {
-			first := lower & -lower
-			stop |= upper &^ (first<<1 - 1)
-		}
+	if sp == splitO200k && lower != 0 {
+		stop |= upper &^ (lower&-lower<<1 - 1)
 	}
-	end := 8
-	if stop != 0 {
-		end = bits.TrailingZeros64(stop) / 8
-	}
-	start := 0
-	if skip != 0 {
-		start = 1
-	}
-	if end == 8 || end == start || s[i+end] == '\'' {
+	end := bits.TrailingZeros64(stop) / 8 // 8 when stop is 0
+	if end == 8 || end == int(skip&1) || s[i+end] == '\'' {
 		return -1, 0
 	}
 	return i + end, w & (1<<(8*end) - 1)
