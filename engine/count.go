@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -27,12 +28,14 @@ type lineCounter struct {
 	order chan *countBatch  // the same batches, in file order, for the collector
 	spare chan *countBatch  // batches counted and collected, to reuse
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	base    int         // line number of pending[0]
-	pending []lineCount // counts of lines base, base+1, ... not yet taken
-	done    bool        // every line is counted
-	enc     string      // the encoding used, once known
+	mu     sync.Mutex
+	cond   *sync.Cond
+	base   int         // line number of counts[head]
+	floor  int         // no line below it will be asked for
+	counts []lineCount // from head on, the counts of lines base, base+1, ... not yet taken
+	head   int
+	done   bool   // every line is counted
+	enc    string // the encoding used, once known
 }
 
 // sharedChunk is a chunk of an upload read by the scanner and the counter at once; the
@@ -186,7 +189,7 @@ func (lc *lineCounter) worker() {
 		start := 0
 		for i, e := range b.ends {
 			if e < 0 {
-				b.counts[i] = lineCount{tokens: int32(min(-e-1, 1<<33) / 4)}
+				b.counts[i] = lineCount{tokens: int32(min((-e-1)/4, math.MaxInt32))}
 				continue
 			}
 			p, bad := measureLine(b.counter, b.buf[start:e], &urls)
@@ -202,7 +205,8 @@ func (lc *lineCounter) collect() {
 	for b := range lc.order {
 		<-b.ready
 		lc.mu.Lock()
-		lc.pending = append(lc.pending, b.counts...)
+		lc.counts = append(lc.counts, b.counts...)
+		lc.trim()
 		lc.mu.Unlock()
 		lc.cond.Broadcast()
 		if cap(b.buf) <= 2*countBatchBytes {
@@ -227,7 +231,7 @@ func (lc *lineCounter) batch() *countBatch {
 		*b = countBatch{buf: b.buf[:0], ends: b.ends[:0], counts: b.counts[:0], ready: make(chan struct{})}
 		return b
 	default:
-		return &countBatch{buf: make([]byte, 0, countBatchBytes), ready: make(chan struct{})}
+		return &countBatch{ready: make(chan struct{})} // its buffers grow as lines come
 	}
 }
 
@@ -236,20 +240,44 @@ func (lc *lineCounter) batch() *countBatch {
 func (lc *lineCounter) wait(line int) lineCount {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	for line >= lc.base+len(lc.pending) && !lc.done {
+	for line >= lc.base+len(lc.counts)-lc.head && !lc.done {
 		lc.cond.Wait()
 	}
-	if line < lc.base || line >= lc.base+len(lc.pending) {
+	if line < lc.base || line >= lc.base+len(lc.counts)-lc.head {
 		return lineCount{}
 	}
-	n := lc.pending[line-lc.base]
-	drop := line - lc.base + 1
-	lc.pending = lc.pending[drop:]
-	lc.base = line + 1
-	if cap(lc.pending) > 4096 && len(lc.pending) < cap(lc.pending)/4 {
-		lc.pending = append([]lineCount(nil), lc.pending...)
-	}
+	n := lc.counts[lc.head+line-lc.base]
+	lc.floor = max(lc.floor, line+1)
+	lc.trim()
 	return n
+}
+
+// forget says that no line up to and including line will be asked for, so that the
+// counts of lines no one waits for (blank lines, the lines after a scan's first
+// problem or past its most requests) do not pile up: a file of 40 MiB of newlines
+// held 2 GB of counts.
+func (lc *lineCounter) forget(line int) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	lc.floor = max(lc.floor, line+1)
+	lc.trim()
+}
+
+// trim drops the counts of the lines below floor that have come. The room they took is
+// used again once they are half the slice: slicing them off the front would make
+// every append after a drop allocate anew. The room is kept for the upload's length:
+// at most the counts of the lines the counter runs ahead of the scan. lc.mu is held.
+func (lc *lineCounter) trim() {
+	drop := min(lc.floor-lc.base, len(lc.counts)-lc.head)
+	if drop <= 0 {
+		return
+	}
+	lc.head += drop
+	lc.base += drop
+	if lc.head >= len(lc.counts)/2 {
+		n := copy(lc.counts, lc.counts[lc.head:])
+		lc.counts, lc.head = lc.counts[:n], 0
+	}
 }
 
 // encoding returns the encoding used, "" when no line was counted.

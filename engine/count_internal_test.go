@@ -167,3 +167,40 @@ func TestEndpointsRemembersTheLastURL(t *testing.T) {
 		}
 	}
 }
+
+// The counts of lines no one asks for go once the scan is past them: a file of blank
+// lines, or of lines after the scan's first problem, holds no count per line.
+func TestLineCounterForgetsLinesPassed(t *testing.T) {
+	t.Parallel()
+	c, err := tokens.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := newLineCounter(func(string) *tokens.Counter { return c })
+	chunk := bytes.Repeat([]byte("\n"), 256<<10)
+	lines, most := 0, 0
+	for range 16 { // 4 Mi lines
+		ch := &sharedChunk{buf: chunk}
+		ch.refs.Add(1)
+		lc.add(ch)
+		ch.refs.Wait()
+		lines += len(chunk)
+		lc.forget(lines)
+		lc.mu.Lock()
+		most = max(most, cap(lc.counts))
+		lc.mu.Unlock()
+	}
+	last := &sharedChunk{buf: []byte(`{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}}`)}
+	last.refs.Add(1)
+	lc.add(last)
+	lc.close()
+	if got := lc.wait(lines + 1); got.tokens == 0 {
+		t.Errorf("the last line, after %d blank ones, counts 0", lines)
+	}
+	lc.mu.Lock()
+	most = max(most, cap(lc.counts))
+	lc.mu.Unlock()
+	if most > 1<<19 { // a chunk's lines or two, where all 4 Mi were held
+		t.Errorf("the counter held room for %d counts at once for %d lines no one asked for", most, lines)
+	}
+}

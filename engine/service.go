@@ -50,7 +50,7 @@ func (e *Engine) ingest(ctx context.Context, f *sluice.File, body io.Reader, lim
 	// takes each line's count, in line order, and adds the entry to the index. The queue
 	// is bounded, and so is how far the counter runs ahead (see scanTee).
 	var (
-		entries   = make(chan jsonl.Entry, entryQueue)
+		entries   = make(chan indexItem, entryQueue)
 		indexed   = make(chan struct{})
 		indexErr  error       // the index's failure, set before failed
 		failed    atomic.Bool // the index failed: the scan stops
@@ -60,7 +60,12 @@ func (e *Engine) ingest(ctx context.Context, f *sluice.File, body io.Reader, lim
 	)
 	go func() {
 		defer close(indexed)
-		for en := range entries {
+		for it := range entries {
+			if it.mark {
+				count.forget(it.through)
+				continue
+			}
+			en := it.entry
 			c := count.wait(en.Line)
 			switch {
 			case failed.Load():
@@ -86,11 +91,12 @@ func (e *Engine) ingest(ctx context.Context, f *sluice.File, body io.Reader, lim
 		if failed.Load() {
 			return indexErr
 		}
-		entries <- en
+		entries <- indexItem{entry: en}
 		return nil
 	}})
 	limited := &limitReader{r: body, n: limit}
-	tee := newScanTee(limited, scan, count)
+	// After each chunk, the lines the scanner finished will not be asked for again.
+	tee := newScanTee(limited, scan, count, func(lines int) { entries <- indexItem{mark: true, through: lines} })
 	var (
 		n   int64
 		err error
@@ -140,6 +146,14 @@ func (e *Engine) ingest(ctx context.Context, f *sluice.File, body io.Reader, lim
 		return nil, e.failUpload(ctx, f.ID, err)
 	}
 	return done, nil
+}
+
+// indexItem is what the scanner hands the index: a request line's entry, or a mark
+// that no entry for a line up to through follows.
+type indexItem struct {
+	entry   jsonl.Entry
+	mark    bool
+	through int
 }
 
 // failUpload marks a file whose upload could not be completed, and returns err.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -24,7 +25,12 @@ type scanTee struct {
 	work  chan *sharedChunk // full chunks for the scanner
 	free  chan []byte       // chunks the scanner and the counter are done with
 	done  chan struct{}     // closed when the scanner goroutine ends
+	// scanned, when set, is told after each chunk how many lines the scanner has
+	// finished: their entries, if any, are out.
+	scanned func(lines int)
 }
+
+var newline = []byte{'\n'}
 
 const (
 	scanChunk   = 256 << 10
@@ -33,9 +39,9 @@ const (
 	entryQueue = 4096
 )
 
-func newScanTee(src io.Reader, scan *jsonl.Scanner, count *lineCounter) *scanTee {
+func newScanTee(src io.Reader, scan *jsonl.Scanner, count *lineCounter, scanned func(lines int)) *scanTee {
 	t := &scanTee{
-		src: src, scan: scan, count: count,
+		src: src, scan: scan, count: count, scanned: scanned,
 		work: make(chan *sharedChunk, scanBuffers), free: make(chan []byte, scanBuffers), done: make(chan struct{}),
 	}
 	for range scanBuffers {
@@ -44,9 +50,14 @@ func newScanTee(src io.Reader, scan *jsonl.Scanner, count *lineCounter) *scanTee
 	t.cur = <-t.free
 	go func() {
 		defer close(t.done)
+		lines := 0
 		for c := range t.work {
 			_, _ = t.scan.Write(c.buf) // never fails
-			c.refs.Wait()              // the counter has copied what it needs
+			if t.scanned != nil {
+				lines += bytes.Count(c.buf, newline)
+				t.scanned(lines)
+			}
+			c.refs.Wait() // the counter has copied what it needs
 			t.free <- c.buf[:0]
 		}
 	}()
