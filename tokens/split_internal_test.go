@@ -130,6 +130,7 @@ var fuzzSeeds = []string{
 	"\x00\x01\x02 \x1b[31mred\x1b[0m \x1c\x1d\x1e\x1f a\x7fb \x7f\x7f \t\x7fz",
 	"   ", "\n", " ", "\t", "'", "'s", "A", "a'", "x'Re", "ll'll'LL",
 	"café naïve — “quoted” it’s 世界 👍🏽 ſ it'ſ", "ok \xff\xfe bytes \xe2\x80 cut", "Ünïcödé words mixed with ASCII words",
+	"Straße ÉCOLE éCole ÉcoLE 3×4÷2 ×abc ÷ é's À'LL ÿ\n/é \xc3 \xc3( \xc3\xa9\xcc\x81", "Ça, c'est l'été à Zürich — ½ ¿qué?",
 }
 
 // FuzzTextMatchesLibrary checks that Counter counts any text as the library does, in
@@ -166,6 +167,12 @@ var (
 // wideAtoms are the bits that are not ASCII, which genText adds now and then.
 var wideAtoms = []string{"é", "’", "—", "世界", "👍🏽", "ſ", "\u00a0", "\u0085", "\u2028", "\xff", "\xe2\x80", "Ω", "ß"}
 
+// latinAtoms are accented letters, Latin-1's symbols and spaces, and their neighbours:
+// the wide text of most European languages, which genText adds more often than the
+// other wide bits.
+var latinAtoms = []string{"é", "É", "ß", "ÿ", "À", "Þ", "×", "÷", "ö", "Ö", "ç", "ñ", "café", "Éric", "naïve", "ÀÉÎ", "straße",
+	"\u00bf", "\u00a0", "\u00b2", "é\u0301", "\xc3", "\xc3(", "ĀĐ"}
+
 // genText returns a text of about n bytes of atoms, with a word or a space more often
 // than the rest, and, if wide, now and then a bit that is not ASCII.
 func genText(rng *rand.Rand, n int, wide bool) string {
@@ -174,6 +181,8 @@ func genText(rng *rand.Rand, n int, wide bool) string {
 		switch r := rng.IntN(100); {
 		case wide && r == 0:
 			sb.WriteString(wideAtoms[rng.IntN(len(wideAtoms))])
+		case wide && r < 6:
+			sb.WriteString(latinAtoms[rng.IntN(len(latinAtoms))])
 		case r < 30:
 			sb.WriteString(wordAtoms[rng.IntN(len(wordAtoms))])
 		case r < 55:
