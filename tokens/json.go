@@ -1,7 +1,6 @@
 package tokens
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"unicode/utf16"
@@ -444,7 +443,7 @@ func (r *reader) array(fn func(i int) error) error {
 // such a byte may flag wrongly, but the lowest flag is always right.
 func plainEnd(b []byte, i int) int {
 	for ; i+8 <= len(b); i += 8 {
-		w := binary.LittleEndian.Uint64(b[i:])
+		w := load8(b, i)
 		quote, backslash := w^(ones*'"'), w^(ones*'\\')
 		m := ((quote-ones)&^quote | (backslash-ones)&^backslash | (w-ones*0x20)&^w) & high
 		if m != 0 {
