@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,33 +29,80 @@ const MaxResponseBytes = 64 << 20
 
 // Client sends requests to one upstream.
 //
-// It sends through its transport's RoundTrip, not through an http.Client: a request is
-// one POST, and an http.Client's redirects, cookies and header copies cost a dozen
-// allocations a request for nothing a batch needs. A redirect is answered as it comes.
+// To a plain-http upstream that no proxy stands before, such as a local inference
+// server, it sends through its own HTTP/1.1 transport (see h1Transport); otherwise
+// through an http.RoundTripper, not an http.Client: a request is one POST, and an
+// http.Client's redirects, cookies and header copies cost a dozen allocations a request
+// for nothing a batch needs. Either way a redirect is answered as it comes.
 type Client struct {
 	up     sluice.Upstream
 	base   string
-	rt     http.RoundTripper
+	rt     http.RoundTripper // nil when h1 sends
+	h1     *h1Transport
 	header http.Header // the same for every request; RoundTrip does not change it
 
-	mu   sync.Mutex
-	urls map[string]*url.URL // by path; parsed once
+	mu      sync.Mutex
+	targets map[string]*target // by path; made once
 }
 
-// NewClient returns a client for up. hc may be nil: a transport sized to
-// up.MaxConcurrency is made; otherwise hc's transport is used (http.DefaultTransport
-// when it has none), and hc's other settings are not.
+// target is where a path's requests go.
+type target struct {
+	url  *url.URL
+	head []byte // for h1: the request line and headers, up to "Content-Length: "
+}
+
+// NewClient returns a client for up. hc may be nil: the client then makes its own
+// transport for up.MaxConcurrency requests at once (see NewClientTimeout); otherwise
+// hc's transport is used (http.DefaultTransport when it has none), and hc's other
+// settings are not.
 func NewClient(up sluice.Upstream, hc *http.Client) *Client {
-	var rt http.RoundTripper
-	switch {
-	case hc == nil:
-		rt = NewTransport(up.MaxConcurrency, 0)
-	case hc.Transport != nil:
-		rt = hc.Transport
-	default:
+	if hc == nil {
+		return NewClientTimeout(up, 0)
+	}
+	rt := hc.Transport
+	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	h := http.Header{"Content-Type": {"application/json"}}
+	return newClient(up, rt)
+}
+
+// NewClientTimeout returns a client for up with its own transport, which keeps up to
+// up.MaxConcurrency connections open and opens no more, each within connectTimeout
+// (DefaultConnectTimeout when 0). To a plain-http upstream with no proxy for it in the
+// environment (HTTP_PROXY, NO_PROXY) that is the client's own HTTP/1.1 transport;
+// otherwise net/http's, from NewTransport, for TLS, HTTP/2 and proxies.
+func NewClientTimeout(up sluice.Upstream, connectTimeout time.Duration) *Client {
+	c := newClient(up, nil)
+	if u, err := url.Parse(c.base); err == nil && u.Scheme == "http" && u.Host != "" && !proxied(u) {
+		addr := u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+		c.h1 = newH1Transport(addr, up.MaxConcurrency, connectTimeout)
+		return c
+	}
+	c.rt = NewTransport(up.MaxConcurrency, connectTimeout)
+	return c
+}
+
+// proxied reports whether the environment sends requests to u through a proxy.
+func proxied(u *url.URL) bool {
+	p, err := http.ProxyFromEnvironment(&http.Request{URL: u})
+	return err != nil || p != nil
+}
+
+// CloseIdleConnections closes the connections that no request is using.
+func (c *Client) CloseIdleConnections() {
+	if c.h1 != nil {
+		c.h1.closeIdle()
+	}
+	if ci, ok := c.rt.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+func newClient(up sluice.Upstream, rt http.RoundTripper) *Client {
+	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"sluice"}}
 	base, user := splitUserinfo(strings.TrimRight(up.BaseURL, "/"))
 	switch {
 	case up.APIKey != "":
@@ -64,7 +113,7 @@ func NewClient(up sluice.Upstream, hc *http.Client) *Client {
 		p, _ := user.Password()
 		h["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(user.Username()+":"+p))}
 	}
-	return &Client{up: up, base: base, rt: rt, header: h, urls: make(map[string]*url.URL)}
+	return &Client{up: up, base: base, rt: rt, header: h, targets: make(map[string]*target)}
 }
 
 // splitUserinfo takes the user information out of a URL, so that it is in no request
@@ -79,12 +128,12 @@ func splitUserinfo(s string) (string, *url.Userinfo) {
 	return u.String(), user
 }
 
-// url returns the parsed URL of path on the upstream.
-func (c *Client) url(path string) (*url.URL, error) {
+// target returns where path's requests go on the upstream.
+func (c *Client) target(path string) (*target, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if u, ok := c.urls[path]; ok {
-		return u, nil
+	if t, ok := c.targets[path]; ok {
+		return t, nil
 	}
 	u, err := url.Parse(c.base + path)
 	if err != nil {
@@ -93,8 +142,31 @@ func (c *Client) url(path string) (*url.URL, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("upstream URL %q is not an http or https URL", Redact(c.base+path))
 	}
-	c.urls[path] = u
-	return u, nil
+	t := &target{url: u}
+	if c.h1 != nil {
+		if t.head, err = c.requestHead(u); err != nil {
+			return nil, err
+		}
+	}
+	c.targets[path] = t
+	return t, nil
+}
+
+// requestHead returns the start of every request to u for h1: the request line and
+// the fixed headers, in a fixed order, up to the value of Content-Length. A header
+// value with a control character (a key pasted with its line break) is refused, as
+// net/http refuses it, rather than sent as two lines.
+func (c *Client) requestHead(u *url.URL) ([]byte, error) {
+	b := fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\n", u.RequestURI(), u.Host)
+	for _, k := range slices.Sorted(maps.Keys(c.header)) {
+		for _, v := range c.header[k] {
+			if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+				return nil, fmt.Errorf("the upstream's %s header holds a control character", k)
+			}
+			b = fmt.Appendf(b, "%s: %s\r\n", k, v)
+		}
+	}
+	return append(b, "Content-Length: "...), nil
 }
 
 // DefaultConnectTimeout bounds how long a transport made by NewTransport waits for a
@@ -145,10 +217,18 @@ func (r *Response) Retryable() bool {
 // The answer's body is read into buf's storage when it fits, so a caller sending many
 // requests can reuse one buffer: Response.Body is then valid until buf is used again.
 func (c *Client) Do(ctx context.Context, path string, body, buf []byte) (Response, error) {
-	u, err := c.url(path)
+	t, err := c.target(path)
 	if err != nil {
 		return Response{}, fmt.Errorf("build request: %w", err)
 	}
+	if c.h1 != nil {
+		resp, err := c.h1.do(ctx, t.head, body, buf)
+		if err != nil {
+			return Response{}, &redactedError{err}
+		}
+		return resp, nil
+	}
+	u := t.url
 	req := (&http.Request{
 		Method: http.MethodPost, URL: u, Host: u.Host,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
@@ -175,7 +255,7 @@ func (c *Client) Do(ctx context.Context, path string, body, buf []byte) (Respons
 	if out.RequestID == "" {
 		out.RequestID = resp.Header.Get("apim-request-id")
 	}
-	out.RetryAfter = retryAfter(resp.Header)
+	out.RetryAfter = retryAfterOf(resp.Header.Get("retry-after-ms"), resp.Header.Get("Retry-After"))
 	return out, nil
 }
 
@@ -214,14 +294,14 @@ func readBody(r io.Reader, n int64, dst []byte) ([]byte, error) {
 	}
 }
 
-// retryAfter reads retry-after-ms (Azure), then Retry-After in seconds or as a date.
-func retryAfter(h http.Header) time.Duration {
-	if v := h.Get("retry-after-ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
+// retryAfterOf reads the values of retry-after-ms (Azure), then of Retry-After, in
+// seconds or as a date.
+func retryAfterOf(ms, v string) time.Duration {
+	if ms != "" {
+		if ms, err := strconv.ParseFloat(ms, 64); err == nil && ms >= 0 {
 			return time.Duration(ms * float64(time.Millisecond))
 		}
 	}
-	v := h.Get("Retry-After")
 	if v == "" {
 		return 0
 	}
