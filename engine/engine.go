@@ -58,7 +58,8 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// CancelGrace is how long in-flight lines of a cancelled batch may finish; 30s.
 	CancelGrace time.Duration
-	// HTTPClient sends upstream requests; default one transport per upstream.
+	// HTTPClient sends upstream requests through its transport; by default each
+	// upstream has its own (see upstream.NewClientTimeout).
 	HTTPClient *http.Client
 	// SweepInterval is how often files past their expires_at are deleted; 1m.
 	SweepInterval time.Duration
@@ -235,11 +236,11 @@ func New(store sluice.Store, bucket sluice.Bucket, deployments []sluice.Deployme
 			if up.MaxConcurrency <= 0 {
 				up.MaxConcurrency = 16
 			}
-			hc := o.HTTPClient
-			if hc == nil {
-				hc = &http.Client{Transport: upstream.NewTransport(up.MaxConcurrency, o.ConnectTimeout)}
+			c := upstream.NewClientTimeout(up, o.ConnectTimeout)
+			if o.HTTPClient != nil {
+				c = upstream.NewClient(up, o.HTTPClient)
 			}
-			dep.clients = append(dep.clients, upstream.NewClient(up, hc))
+			dep.clients = append(dep.clients, c)
 			dep.paces = append(dep.paces, upstream.NewPace(upstream.PaceConfig{
 				Factor: o.TimeoutFactor, Min: o.MinRequestTimeout, Max: o.RequestTimeout}))
 			gc := upstream.GateConfig{Floor: up.MinConcurrency, Ceiling: up.MaxConcurrency, Tolerance: up.LatencyTolerance}
