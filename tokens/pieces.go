@@ -38,7 +38,12 @@ type pieces struct {
 	seed         uint64
 	seed1, seed2 maphash.Seed
 	buckets      [][2]slot
+	words        []atomic.Uint64 // see word
 }
+
+// wordBits sizes the table of short words: 1<<wordBits words of 8 bytes, 128 KiB, which
+// stays in a core's cache beside the text.
+const wordBits = 14
 
 type slot struct {
 	meta       atomic.Uint64
@@ -57,7 +62,36 @@ func newPieces() *pieces {
 		seed1:   maphash.MakeSeed(),
 		seed2:   maphash.MakeSeed(),
 		buckets: make([][2]slot, 1<<pieceBits),
+		words:   make([]atomic.Uint64, 1<<wordBits),
 	}
+}
+
+// Most pieces of prose are a word of at most seven letters, with a space before it or
+// not, which shortWord hands over as a word of its bytes, the rest zero. Such a piece
+// is its own key, and its count (at most 7) fits in the top byte beside it: one
+// atomic word holds the entry whole, so a lookup is one load and one comparison, with
+// no version to check. The table is direct-mapped; a word that misses goes on to the
+// buckets, so a collision costs only time.
+
+// word returns the count cached for the short word w, which is not zero and has a zero
+// top byte.
+func (p *pieces) word(w uint64) (int, bool) {
+	e := p.words[p.wordIndex(w)].Load()
+	if e&(1<<56-1) != w {
+		return 0, false
+	}
+	return int(e >> 56), true
+}
+
+// putWord caches n for the short word w.
+func (p *pieces) putWord(w uint64, n int) {
+	if n < 1<<8 {
+		p.words[p.wordIndex(w)].Store(w | uint64(n)<<56)
+	}
+}
+
+func (p *pieces) wordIndex(w uint64) uint64 {
+	return ((w ^ p.seed) * 0x9e3779b97f4a7c15) >> (64 - wordBits)
 }
 
 // pieceKeyOf returns the key of the piece s[i:j].
@@ -190,17 +224,29 @@ func countASCII[T text](c *Counter, s T) int {
 			if j-i == 1 {
 				n++ // each byte is a token in every encoding
 			} else {
-				k := pieceKey{w, 0, 0, uint64(j - i)}
-				if w == 0 {
-					k = pieceKeyOf(c.pieces, s, i, j)
+				var k pieceKey
+				m, ok := 0, false
+				if w != 0 {
+					m, ok = c.pieces.word(w)
 				}
-				m, ok := c.pieces.get(k)
+				if !ok {
+					k = pieceKey{w, 0, 0, uint64(j - i)}
+					if w == 0 {
+						k = pieceKeyOf(c.pieces, s, i, j)
+					}
+					if m, ok = c.pieces.get(k); ok && w != 0 {
+						c.pieces.putWord(w, m)
+					}
+				}
 				switch {
 				case ok:
 					n += m
 				case learned < learnRun:
 					m = c.encode(string(s[i:j]))
 					c.pieces.put(k, m)
+					if w != 0 {
+						c.pieces.putWord(w, m)
+					}
 					n, learned = n+m, learned+1
 					i = j
 					continue

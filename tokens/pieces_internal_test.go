@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 	"sync"
 	"testing"
@@ -56,6 +57,62 @@ func TestPieces(t *testing.T) {
 	p.put(key("big"), countMask+1)
 	if n, ok := p.get(key("big")); ok {
 		t.Errorf("a count that does not fit: got %d, true, want a miss", n)
+	}
+}
+
+// TestWords checks the table of short words: a word's own count comes back, a word
+// that shares its slot is a miss and never another's count, and more words than slots
+// only displace each other.
+func TestWords(t *testing.T) {
+	t.Parallel()
+	p := newPieces()
+	wordOf := func(s string) uint64 {
+		_, w := shortWord(splitO200k, s+"........", 0)
+		return w
+	}
+	the, an := wordOf(" the"), wordOf("an")
+	if the == 0 || an == 0 {
+		t.Fatal("shortWord took neither piece as a short word")
+	}
+	p.putWord(the, 1)
+	p.putWord(an, 1)
+	if n, ok := p.word(the); !ok || n != 1 {
+		t.Errorf(`" the": got %d, %v, want 1, true`, n, ok)
+	}
+	if n, ok := p.word(wordOf(" then")); ok {
+		t.Errorf(`" then", never put: got %d, true, want a miss`, n)
+	}
+	p.putWord(an, 256) // does not fit beside the word
+	if n, ok := p.word(an); !ok || n != 1 {
+		t.Errorf(`"an" after a count too big to keep: got %d, %v, want the old 1, true`, n, ok)
+	}
+	// Every 2- to 4-letter lower-case word, far more than the slots: each lookup is the
+	// word's own count (its length here) or a miss.
+	var all []uint64
+	for n, words := 2, 26*26; n <= 4; n, words = n+1, words*26 {
+		for i := range words {
+			b := make([]byte, n)
+			for j, k := 0, i; j < n; j, k = j+1, k/26 {
+				b[j] = 'a' + byte(k%26)
+			}
+			all = append(all, wordOf(string(b)))
+		}
+	}
+	for _, w := range all {
+		p.putWord(w, bits.Len64(w)/8+1)
+	}
+	hits := 0
+	for _, w := range all {
+		n, ok := p.word(w)
+		if ok && n != bits.Len64(w)/8+1 {
+			t.Fatalf("word %x: got %d, want %d", w, n, bits.Len64(w)/8+1)
+		}
+		if ok {
+			hits++
+		}
+	}
+	if hits == 0 || hits > 1<<wordBits {
+		t.Errorf("%d of %d words found, want some and at most the %d slots", hits, len(all), 1<<wordBits)
 	}
 }
 
