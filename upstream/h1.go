@@ -128,6 +128,13 @@ func (t *h1Transport) dial(ctx context.Context) (*h1Conn, error) {
 	nc, err := t.dialer.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		<-t.slots
+		// The dialer puts the context's deadline on the socket, which may fire before
+		// the context's own timer: say which bound it was, as for a read.
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+		} else if cerr := ctx.Err(); cerr != nil {
+			err = fmt.Errorf("%w (%v)", cerr, err)
+		}
 		return nil, err
 	}
 	pc := &h1Conn{nc: nc, br: bufio.NewReaderSize(nc, 8<<10)}
@@ -249,7 +256,7 @@ func (pc *h1Conn) readResponse(dst []byte) (resp Response, keep bool, err error)
 	case h.status == 204 || h.status == 304:
 		resp.Body = dst[:0]
 	case h.chunked:
-		resp.Body, err = pc.readChunked(dst[:0], &budget)
+		resp.Body, err = pc.readChunked(dst[:0])
 	case h.length >= 0:
 		if h.length > MaxResponseBytes {
 			return Response{}, false, fmt.Errorf("response of %d bytes is over the %d byte limit: %w", h.length, MaxResponseBytes, ErrResponseTooLarge)
@@ -277,10 +284,14 @@ func noEOF(err error) error {
 	return err
 }
 
-// readChunked reads a body in the chunked transfer coding, then its trailers.
-func (pc *h1Conn) readChunked(dst []byte, budget *int) ([]byte, error) {
+// readChunked reads a body in the chunked transfer coding, then its trailers. Each
+// chunk's size line has a header line's bound, and the trailers together the headers'
+// bound; the number of chunks is bounded by the body's.
+func (pc *h1Conn) readChunked(dst []byte) ([]byte, error) {
+	trailers := maxHeaderBytes
 	for {
-		line, err := pc.line(budget)
+		budget := maxHeaderBytes
+		line, err := pc.line(&budget)
 		if err != nil {
 			return nil, err
 		}
@@ -293,7 +304,7 @@ func (pc *h1Conn) readChunked(dst []byte, budget *int) ([]byte, error) {
 		}
 		if n == 0 {
 			for { // trailers, up to the empty line
-				line, err := pc.line(budget)
+				line, err := pc.line(&trailers)
 				if err != nil {
 					return nil, err
 				}
@@ -313,7 +324,8 @@ func (pc *h1Conn) readChunked(dst []byte, budget *int) ([]byte, error) {
 			return nil, err
 		}
 		dst = dst[:m]
-		if line, err := pc.line(budget); err != nil || len(line) != 0 {
+		budget = maxHeaderBytes
+		if line, err := pc.line(&budget); err != nil || len(line) != 0 {
 			if err == nil {
 				err = errors.New("a chunk is longer than its size")
 			}
@@ -335,7 +347,7 @@ func (pc *h1Conn) line(budget *int) ([]byte, error) {
 		line = pc.long
 	}
 	if *budget -= len(line); *budget < 0 {
-		return nil, fmt.Errorf("the answer's headers are over %d bytes", maxHeaderBytes)
+		return nil, fmt.Errorf("a line of the answer's headers or chunk sizes is over %d bytes", maxHeaderBytes)
 	}
 	if err != nil {
 		if errors.Is(err, io.EOF) && len(line) > 0 {

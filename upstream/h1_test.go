@@ -331,3 +331,21 @@ func TestH1RefusesControlCharactersInHeaders(t *testing.T) {
 		t.Errorf("the server read %d requests, want none", got)
 	}
 }
+
+// A body of many small chunks is a body, however many chunks: only each chunk's size
+// line is bounded, as a header line is.
+func TestH1ManySmallChunks(t *testing.T) {
+	t.Parallel()
+	var sb strings.Builder
+	sb.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for range 300_000 { // some 2 MB of framing for 300 KB of body
+		sb.WriteString("1\r\nx\r\n")
+	}
+	sb.WriteString("0\r\n\r\n")
+	answer := sb.String()
+	s := serveRaw(t, func(n int64, c net.Conn) bool { return write(c, answer) })
+	resp, err := s.client(1).Do(t.Context(), "/chat/completions", []byte(`{}`), nil)
+	if err != nil || len(resp.Body) != 300_000 {
+		t.Fatalf("got %d bytes, %v; want 300000", len(resp.Body), err)
+	}
+}
