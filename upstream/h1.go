@@ -189,6 +189,9 @@ func (pc *h1Conn) alive() bool {
 // exchange writes one request and reads its answer. keep reports whether the
 // connection can carry another.
 func (pc *h1Conn) exchange(head, body, dst []byte) (resp Response, keep bool, err error) {
+	if cap(pc.long) > 64<<10 {
+		pc.long = nil // one answer's long header line is not kept for every later one
+	}
 	wb := append(pc.wb[:0], head...)
 	wb = strconv.AppendInt(wb, int64(len(body)), 10)
 	wb = append(wb, "\r\n\r\n"...)
