@@ -92,19 +92,28 @@
 // itself, with plain Go that follows what the library's split regexps match, quirks
 // included, and counts each piece once: a lock-free table of 65,536 pieces (2 MiB)
 // holds their counts, so a word seen before costs a map-like lookup and no allocation,
-// and only new pieces reach the library. A word of up to seven letters, with its space,
-// is looked up first in a table of 16,384 such words (128 KiB), where the word and its
-// count fit in one atomic 64-bit entry: one load and one comparison. The end of a run of letters is found eight
-// bytes at a time. Text that is not ASCII is cut where the split regexp always cuts
-// (before a space followed by anything but white space, before a digit after
-// punctuation or a letter, and, but in p50k_base, after a newline), so it comes in
-// segments of about a word, and only the segments that hold bytes from 0x80 go to the library whole,
-// cached like pieces. Counts are the library's: tests compare the split with the
-// library's regexps, and the counts with its own, on fuzzed and generated text.
-// Generated text from a vocabulary of a few dozen words counts at about 270 MB/s per
-// core in English, 145 in French and 200 in Korean; technical manuals, with more
-// distinct words, at 30 to 70; text of words never seen before, and text without
-// spaces such as Japanese, at about the library's speed.
+// and only new pieces reach the library. A piece of up to fifteen bytes is looked up
+// first in a table of 16,384 such pieces (256 KiB), where the piece and its count fit
+// in two atomic 64-bit words: two loads and one comparison.
+//
+// In o200k_base and cl100k_base, ASCII prose is split 64 bytes at a time: each byte is
+// classed (letter, upper-case, digit, space, punctuation, or none of these) into one
+// bitmask a class, with AVX2 where the processor has it and eight bytes to a word
+// otherwise, and where the pieces start follows from the masks with shifts and logical
+// operations (the rules are in block.go); the pieces of the block are then looked up one
+// after another, none waiting on the end of the one before. A byte in no class (a
+// newline, a tab, an apostrophe, DEL) stops a block, and the pieces around it are found
+// one by one; p50k_base and r50k_base are always split so. Text that is not ASCII is
+// cut where the split regexp always cuts (before a space followed by anything but white
+// space, before a digit after punctuation or a letter, and, but in p50k_base, after a
+// newline), so it comes in segments of about a word, and only the segments that hold
+// bytes from 0x80 go to the library whole, cached like pieces. Counts are the library's:
+// tests compare the split with the library's regexps, the block split with the one by
+// one, and the counts with the library's own, on fuzzed and generated text. Generated
+// text from a vocabulary of a few dozen words counts at about 270 MB/s per core in
+// English, 145 in French and 200 in Korean; technical manuals, with more distinct words,
+// at 30 to 70; text of words never seen before, and text without spaces such as
+// Japanese, at about the library's speed.
 //
 // A Counter also caches the count of every string of 8 bytes or more, and of whole
 // tools lists and json_schema schemas by their raw JSON, so text repeated across a
@@ -114,5 +123,5 @@
 // itself, and holds at most 28,672 counts in 64 mutex-guarded shards: about 0.8 MiB
 // when full, never more. A full shard forgets what was not used since it last filled.
 // A Counter's caches so take about 3 MiB whatever it counts: the piece and word
-// tables' 2.1 MiB from the start, the string cache's as it fills.
+// tables' 2.3 MiB from the start, the string cache's as it fills.
 package tokens

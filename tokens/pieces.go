@@ -38,12 +38,16 @@ type pieces struct {
 	seed         uint64
 	seed1, seed2 maphash.Seed
 	buckets      [][2]slot
-	words        []atomic.Uint64 // see word
+	words        *words // see words.get
 }
 
-// wordBits sizes the table of short words: 1<<wordBits words of 8 bytes, 128 KiB, which
-// stays in a core's cache beside the text.
+// wordBits sizes the table of short pieces: 1<<wordBits entries of 16 bytes, 256 KiB,
+// which stays in a core's second-level cache beside the text.
 const wordBits = 14
+
+// wordEntry is a short piece and its count: the piece's second word in k1 with the
+// count in its top byte, and its first in k0 mixed with a check of k1 (see words).
+type wordEntry struct{ k0, k1 atomic.Uint64 }
 
 type slot struct {
 	meta       atomic.Uint64
@@ -62,36 +66,55 @@ func newPieces() *pieces {
 		seed1:   maphash.MakeSeed(),
 		seed2:   maphash.MakeSeed(),
 		buckets: make([][2]slot, 1<<pieceBits),
-		words:   make([]atomic.Uint64, 1<<wordBits),
+		words:   &words{seed: rand.Uint64()},
 	}
 }
 
-// Most pieces of prose are a word of at most seven letters, with a space before it or
-// not, which shortWord hands over as a word of its bytes, the rest zero. Such a piece
-// is its own key, and its count (at most 7) fits in the top byte beside it: one
-// atomic word holds the entry whole, so a lookup is one load and one comparison, with
-// no version to check. The table is direct-mapped; a word that misses goes on to the
-// buckets, so a collision costs only time.
+// Most pieces of prose are of at most fifteen bytes: a word with its space, a run of
+// punctuation, a group of digits. Such a piece, as two little-endian words of its bytes,
+// the rest zero (shortWord's words, or a block's pieces, which hold no zero byte), is
+// its own key, and its count fits in the second word's top byte: an entry of two atomic
+// words holds it whole, so a lookup is two loads and one comparison, with no version to
+// check. The table is direct-mapped; a piece that misses goes on to the buckets, so a
+// collision costs only time.
+//
+// The two words of an entry are written one after the other, so a lookup may read them
+// from two different writes. The first is then a check of the second: it holds the
+// piece's first eight bytes xor a hash of the second, seeded at random, and a lookup
+// whose two halves do not agree is a miss. Two halves from different writes that agree
+// by chance, and name the piece looked up, take a hash collision of 64 bits at the
+// moment of two writes to one entry racing a read.
 
-// word returns the count cached for the short word w, which is not zero and has a zero
-// top byte.
-func (p *pieces) word(w uint64) (int, bool) {
-	e := p.words[p.wordIndex(w)].Load()
-	if e&(1<<56-1) != w {
-		return 0, false
-	}
-	return int(e >> 56), true
+// words is the table of short pieces.
+type words struct {
+	seed    uint64
+	entries [1 << wordBits]wordEntry
 }
 
-// putWord caches n for the short word w.
-func (p *pieces) putWord(w uint64, n int) {
+// get returns the count cached for the short piece w0, w1.
+func (t *words) get(w0, w1 uint64) (int, bool) {
+	e := &t.entries[t.index(w0, w1)]
+	k1 := e.k1.Load()
+	return int(k1 >> 56), (k1<<8)^(w1<<8)|e.k0.Load()^w0^t.check(k1) == 0 // one comparison, one branch
+}
+
+// put caches n for the short piece w0, w1.
+func (t *words) put(w0, w1 uint64, n int) {
 	if n < 1<<8 {
-		p.words[p.wordIndex(w)].Store(w | uint64(n)<<56)
+		e := &t.entries[t.index(w0, w1)]
+		k1 := w1 | uint64(n)<<56
+		e.k0.Store(w0 ^ t.check(k1))
+		e.k1.Store(k1)
 	}
 }
 
-func (p *pieces) wordIndex(w uint64) uint64 {
-	return ((w ^ p.seed) * 0x9e3779b97f4a7c15) >> (64 - wordBits)
+func (t *words) index(w0, w1 uint64) uint64 {
+	return ((w0^t.seed)*0x9e3779b97f4a7c15 ^ w1*0xc2b2ae3d27d4eb4f) >> (64 - wordBits)
+}
+
+func (t *words) check(k1 uint64) uint64 {
+	h := (k1 ^ t.seed) * 0xbf58476d1ce4e5b9
+	return h ^ h>>29
 }
 
 // pieceKeyOf returns the key of the piece s[i:j].
@@ -194,7 +217,7 @@ func countText[T text](c *Counter, s T) int {
 	for i := 0; i < len(s); {
 		k, ascii := nextSegment(c.split, s[i:])
 		if ascii {
-			n += countASCII(c, s[i:i+k])
+			n += countASCII(c, s, i, i+k)
 		} else {
 			n += countCached(c, s, i, i+k)
 		}
@@ -211,13 +234,36 @@ func countText[T text](c *Counter, s T) int {
 // where a run ends ends there alone too.
 const learnRun = 2
 
-// countASCII returns the tokens of the ASCII text s.
-func countASCII[T text](c *Counter, s T) int {
+// countASCII returns the tokens of the ASCII text s[i:end], counted as if s ended at
+// end: a block at a time where it can (see countBlocks), else piece by piece.
+func countASCII[T text](c *Counter, s T, i, end int) int {
+	n := 0
+	for i < end {
+		until := end
+		if c.split != splitP50k {
+			m, stop, resume, missed := countBlocks(c, s, i, end)
+			if missed && stop == i {
+				// The first piece after those counted one by one is not in the tables
+				// either: a run of new words, which countPieces learns a few at a
+				// time and counts the rest of in one call.
+				resume = max(resume, min(i+4*blockSize, end))
+			}
+			n, i, until = n+m, stop, resume
+		}
+		m, j := countPieces(c, s[:end], i, until)
+		n, i = n+m, j
+	}
+	return n
+}
+
+// countPieces returns the tokens of the ASCII text s from i, a piece's start, piece
+// by piece until a piece ends at end or after, and where that piece ends.
+func countPieces[T text](c *Counter, s T, i, end int) (int, int) {
 	n := 0
 	learned, run := 0, -1 // in the current run of misses: pieces learned, start of the rest
-	for i := 0; i < len(s); {
+	for i < end {
 		if s[i] != del {
-			j, w := shortWord(c.split, s, i)
+			j, w, w1 := shortWord(c.split, s, i)
 			if j < 0 {
 				j = nextPiece(c.split, s, i)
 			}
@@ -227,15 +273,15 @@ func countASCII[T text](c *Counter, s T) int {
 				var k pieceKey
 				m, ok := 0, false
 				if w != 0 {
-					m, ok = c.pieces.word(w)
+					m, ok = c.pieces.words.get(w, w1)
 				}
 				if !ok {
-					k = pieceKey{w, 0, 0, uint64(j - i)}
+					k = pieceKey{w, w1, 0, uint64(j - i)}
 					if w == 0 {
 						k = pieceKeyOf(c.pieces, s, i, j)
 					}
 					if m, ok = c.pieces.get(k); ok && w != 0 {
-						c.pieces.putWord(w, m)
+						c.pieces.words.put(w, w1, m)
 					}
 				}
 				switch {
@@ -245,7 +291,7 @@ func countASCII[T text](c *Counter, s T) int {
 					m = c.encode(string(s[i:j]))
 					c.pieces.put(k, m)
 					if w != 0 {
-						c.pieces.putWord(w, m)
+						c.pieces.words.put(w, w1, m)
 					}
 					n, learned = n+m, learned+1
 					i = j
@@ -273,9 +319,9 @@ func countASCII[T text](c *Counter, s T) int {
 		i++ // a DEL, which the library skips
 	}
 	if run >= 0 {
-		n += c.encode(string(s[run:]))
+		n += c.encode(string(s[run:i]))
 	}
-	return n
+	return n, i
 }
 
 // countCached returns the tokens of s[i:j], a piece or a segment that is not ASCII,

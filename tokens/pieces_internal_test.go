@@ -60,31 +60,47 @@ func TestPieces(t *testing.T) {
 	}
 }
 
-// TestWords checks the table of short words: a word's own count comes back, a word
-// that shares its slot is a miss and never another's count, and more words than slots
-// only displace each other.
+// TestWords checks the table of short pieces: a word's own count comes back, a word
+// that shares its slot is a miss and never another's count, an entry torn between two
+// writes is a miss, and more words than slots only displace each other.
 func TestWords(t *testing.T) {
 	t.Parallel()
 	p := newPieces()
 	wordOf := func(s string) uint64 {
-		_, w := shortWord(splitO200k, s+"........", 0)
+		_, w, _ := shortWord(splitO200k, s+"........", 0)
 		return w
 	}
 	the, an := wordOf(" the"), wordOf("an")
 	if the == 0 || an == 0 {
 		t.Fatal("shortWord took neither piece as a short word")
 	}
-	p.putWord(the, 1)
-	p.putWord(an, 1)
-	if n, ok := p.word(the); !ok || n != 1 {
+	p.words.put(the, 0, 1)
+	p.words.put(an, 0, 1)
+	if n, ok := p.words.get(the, 0); !ok || n != 1 {
 		t.Errorf(`" the": got %d, %v, want 1, true`, n, ok)
 	}
-	if n, ok := p.word(wordOf(" then")); ok {
+	if n, ok := p.words.get(wordOf(" then"), 0); ok {
 		t.Errorf(`" then", never put: got %d, true, want a miss`, n)
 	}
-	p.putWord(an, 256) // does not fit beside the word
-	if n, ok := p.word(an); !ok || n != 1 {
+	p.words.put(an, 0, 256) // does not fit beside the word
+	if n, ok := p.words.get(an, 0); !ok || n != 1 {
 		t.Errorf(`"an" after a count too big to keep: got %d, %v, want the old 1, true`, n, ok)
+	}
+	// A word of more than eight bytes: its second word is part of the key.
+	long0, long1 := key16(" catalogues......", 0, 11)
+	p.words.put(long0, long1, 3)
+	if n, ok := p.words.get(long0, long1); !ok || n != 3 {
+		t.Errorf(`" catalogues": got %d, %v, want 3, true`, n, ok)
+	}
+	if n, ok := p.words.get(key16(" catalogued......", 0, 11)); ok {
+		t.Errorf(`" catalogued", never put: got %d, true, want a miss`, n)
+	}
+	// An entry whose halves come from two writes, as a lookup racing them may read it,
+	// is a miss for both pieces.
+	e := &p.words.entries[p.words.index(long0, long1)]
+	e.k1.Store(long1 | 4<<56) // the same piece with another count, its first half not rewritten
+	if n, ok := p.words.get(long0, long1); ok {
+		t.Errorf("torn entry: got %d, true, want a miss", n)
 	}
 	// Every 2- to 4-letter lower-case word, far more than the slots: each lookup is the
 	// word's own count (its length here) or a miss.
@@ -99,11 +115,11 @@ func TestWords(t *testing.T) {
 		}
 	}
 	for _, w := range all {
-		p.putWord(w, bits.Len64(w)/8+1)
+		p.words.put(w, 0, bits.Len64(w)/8+1)
 	}
 	hits := 0
 	for _, w := range all {
-		n, ok := p.word(w)
+		n, ok := p.words.get(w, 0)
 		if ok && n != bits.Len64(w)/8+1 {
 			t.Fatalf("word %x: got %d, want %d", w, n, bits.Len64(w)/8+1)
 		}

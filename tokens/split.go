@@ -315,9 +315,7 @@ func nonSpaceAt[T text](s T, i int) bool {
 func nonASCII[T text](s T) int {
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		if w&0x8080808080808080 != 0 {
+		if load8(s, i)&high != 0 {
 			break
 		}
 	}
@@ -380,16 +378,18 @@ func letterRun[T text](s T, i int) int {
 	return i
 }
 
-// shortWord returns the end of the piece at i, and its bytes as a little-endian word,
+// shortWord returns the end of the piece at i, and its bytes as two little-endian words,
 // when it is a word of letters, with a space before it or not, that ends within the
-// eight bytes from i: most pieces of prose. Otherwise it returns -1 and 0, and the
-// piece is nextPiece's to find. A word in o200k_base is upper-case letters then
+// sixteen bytes from i: most pieces of prose. Otherwise it returns -1 and zeros, and
+// the piece is nextPiece's to find. A word in o200k_base is upper-case letters then
 // lower-case ones, so an upper-case letter after a lower-case one starts the next; in
 // cl100k_base it is letters of either case. A word that an apostrophe follows is left
 // to nextPiece, for the contractions; so is every piece in p50k_base and r50k_base.
-func shortWord[T text](sp splitter, s T, i int) (int, uint64) {
+// The second word is zero when the piece is shorter than eight bytes, and its top byte
+// is always zero.
+func shortWord[T text](sp splitter, s T, i int) (int, uint64, uint64) {
 	if sp == splitP50k || i+8 > len(s) {
-		return -1, 0
+		return -1, 0, 0
 	}
 	w := load8(s, i)
 	skip := uint64(0) // the bits of the bytes before the letters: the space, if any
@@ -405,8 +405,29 @@ func shortWord[T text](sp splitter, s T, i int) (int, uint64) {
 		stop |= upper &^ (lower&-lower<<1 - 1)
 	}
 	end := bits.TrailingZeros64(stop) / 8 // 8 when stop is 0
-	if end == 8 || end == int(skip&1) || s[i+end] == '\'' {
-		return -1, 0
+	if end < 8 {
+		if end == int(skip&1) || s[i+end] == '\'' {
+			return -1, 0, 0
+		}
+		return i + end, w & (1<<(8*end) - 1), 0
 	}
-	return i + end, w & (1<<(8*end) - 1)
+	// The first eight bytes are all in the word: it goes on in the next eight.
+	if i+16 > len(s) {
+		return -1, 0, 0
+	}
+	v := load8(s, i+8)
+	lower2, upper2 := inRange(v, 'a', 'z'), inRange(v, 'A', 'Z')
+	stop = ^(lower2 | upper2) & high
+	if sp == splitO200k {
+		if lower != 0 {
+			stop |= upper2
+		} else if lower2 != 0 {
+			stop |= upper2 &^ (lower2&-lower2<<1 - 1)
+		}
+	}
+	end = bits.TrailingZeros64(stop) / 8
+	if end == 8 || s[i+8+end] == '\'' {
+		return -1, 0, 0
+	}
+	return i + 8 + end, w, v & (1<<(8*end) - 1)
 }

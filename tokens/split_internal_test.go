@@ -314,7 +314,7 @@ func TestShortWord(t *testing.T) {
 				if s[i] == del {
 					continue
 				}
-				j, w := shortWord(c.split, s, i)
+				j, w, w1 := shortWord(c.split, s, i)
 				if j < 0 {
 					continue
 				}
@@ -322,7 +322,7 @@ func TestShortWord(t *testing.T) {
 				if want := nextPiece(c.split, s, i); j != want {
 					t.Fatalf("%s: %q at %d: got the piece %q, want %q", c.name, s, i, s[i:j], s[i:want])
 				}
-				if k := pieceKeyOf(c.pieces, s, i, j); k != (pieceKey{w, 0, 0, uint64(j - i)}) {
+				if k := pieceKeyOf(c.pieces, s, i, j); k != (pieceKey{w, w1, 0, uint64(j - i)}) {
 					t.Fatalf("%s: %q at %d: got the key %x, want %x", c.name, s, i, w, k)
 				}
 			}
