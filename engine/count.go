@@ -300,11 +300,13 @@ func countLine(c *tokens.Counter, line []byte) int {
 // is not a JSON object, is the scan's to report. urls, when not nil, remembers the
 // last url read.
 func measureLine(c *tokens.Counter, line []byte, urls *endpoints) (tokens.Prompt, *tokens.FieldError) {
-	body := jsonl.Field(line, "body")
+	var fields [2][]byte
+	jsonl.Fields(line, lineFields, fields[:])
+	url, body := fields[0], fields[1]
 	if len(body) == 0 {
 		return tokens.Prompt{}, nil
 	}
-	endpoint := urls.of(jsonl.Field(line, "url"))
+	endpoint := urls.of(url)
 	if endpoint == "" {
 		return tokens.Prompt{}, nil
 	}
@@ -318,6 +320,9 @@ func measureLine(c *tokens.Counter, line []byte, urls *endpoints) (tokens.Prompt
 	}
 	return p, nil
 }
+
+// lineFields are the fields of a request line that measureLine reads.
+var lineFields = []string{"url", "body"}
 
 // endpoints remembers the last url field read and its endpoint, as a file's lines all
 // name the same: decoding it again on every line was a tenth of an upload's garbage.

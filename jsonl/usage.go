@@ -72,6 +72,28 @@ func count(raw []byte) (int64, bool) {
 // check that obj is valid JSON.
 func Field(obj []byte, name string) []byte { return topMember(obj, name) }
 
+// Fields is Field for several names in one pass over obj: values[i] is set to the
+// value of names[i], or nil.
+func Fields(obj []byte, names []string, values [][]byte) {
+	clear(values)
+	o, ok := openObject(obj)
+	if !ok {
+		return
+	}
+	for {
+		key, start, end, ok := o.next()
+		if !ok {
+			return
+		}
+		name := memberName(key)
+		for i, n := range names {
+			if string(name) == n {
+				values[i] = obj[start:end]
+			}
+		}
+	}
+}
+
 // topMember returns the value of the member name of the JSON object body, or nil; the
 // last one when the name repeats, as encoding/json takes it. It looks only at the
 // object's own members, not inside nested values.

@@ -94,3 +94,26 @@ func BenchmarkParseUsage(b *testing.B) {
 		}
 	}
 }
+
+// TestFields checks Fields against Field, one name at a time: the last value of a
+// repeated name, nested members ignored, escaped names matched, bad objects nil.
+func TestFields(t *testing.T) {
+	t.Parallel()
+	names := []string{"url", "body", "absent"}
+	for _, obj := range []string{
+		`{"custom_id":"a","url":"/v1/chat/completions","body":{"url":"inner","body":1}}`,
+		`{"body":{"x":[1,"}"]},"url":"/first","url":"/last"}`,
+		` { "b\u006fdy" : "escaped" , "url":null } `,
+		`{"body":`,
+		`[1,2]`,
+		``,
+	} {
+		values := [][]byte{[]byte("stale"), nil, []byte("stale")}
+		Fields([]byte(obj), names, values)
+		for i, name := range names {
+			if want := Field([]byte(obj), name); !bytes.Equal(values[i], want) || (values[i] == nil) != (want == nil) {
+				t.Errorf("%s: %s: got %q, want %q", obj, name, values[i], want)
+			}
+		}
+	}
+}
