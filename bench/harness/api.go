@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -86,9 +87,66 @@ func (b *Batch) Describe() string {
 	return s
 }
 
-// Upload sends body as a batch input file through POST /v1/files. The multipart body is
-// written through a pipe as the request goes out, so body is never held in memory.
+// Upload sends body as a batch input file through POST /v1/files, streamed, so body is
+// never held in memory. A body whose length it can tell (sizeOf) goes with a
+// Content-Length, as the official clients send a file; another is framed through a pipe
+// and sent chunked.
 func (c *Client) Upload(ctx context.Context, filename string, body io.Reader) (*File, error) {
+	size, sized := sizeOf(body)
+	if !sized {
+		return c.uploadChunked(ctx, filename, body)
+	}
+	// The multipart framing around the file, so the body goes out as one stream of
+	// known length: no pipe, no chunked encoding for the server to undo.
+	var frame bytes.Buffer
+	mw := multipart.NewWriter(&frame)
+	if err := mw.WriteField("purpose", "batch"); err != nil {
+		return nil, err
+	}
+	if _, err := mw.CreateFormFile("file", filename); err != nil {
+		return nil, err
+	}
+	head := frame.Len()
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	parts := frame.Bytes()
+	req, err := http.NewRequestWithContext(ctx, "POST", c.BaseURL+"/v1/files",
+		io.MultiReader(bytes.NewReader(parts[:head]), body, bytes.NewReader(parts[head:])))
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = int64(len(parts)) + size
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	var f File
+	if err := c.send(req, &f); err != nil {
+		return nil, fmt.Errorf("upload %s: %w", filename, err)
+	}
+	return &f, nil
+}
+
+// sizeOf returns the bytes left in r when it can tell: a bytes.Reader, strings.Reader
+// or bytes.Buffer, or a file read from its start.
+func sizeOf(r io.Reader) (int64, bool) {
+	switch v := r.(type) {
+	case interface{ Len() int }:
+		return int64(v.Len()), true
+	case *os.File:
+		st, err := v.Stat()
+		if err != nil || !st.Mode().IsRegular() {
+			return 0, false
+		}
+		at, err := v.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return 0, false
+		}
+		return st.Size() - at, true
+	}
+	return 0, false
+}
+
+// uploadChunked is Upload for a body of unknown length, framed as it is read.
+func (c *Client) uploadChunked(ctx context.Context, filename string, body io.Reader) (*File, error) {
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	go func() {
@@ -217,6 +275,12 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return c.send(req, out)
+}
+
+// send sends req and decodes a 2xx answer's JSON into out.
+func (c *Client) send(req *http.Request, out any) error {
+	method, path := req.Method, req.URL.Path
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return err
