@@ -2,97 +2,120 @@ package tokens
 
 import (
 	"hash/maphash"
-	"sync"
+	"math/rand/v2"
 )
 
-// Cache sizing. A generation of a shard holds at most shardEntries counts, and a shard
-// keeps two generations, so a Counter caches at most cacheShards*2*shardEntries =
-// 28,672 counts. Measured: about 0.8 MiB of maps when all are full (30 bytes an entry;
-// 224 is 7/8 of a 256-slot table, where Go's maps are densest). Entries hold no
-// pointers, so the garbage collector never scans them. It is small because counting a
-// string piece by piece is fast too: it only needs to hold the text a batch repeats on
-// every line or so, such as a system prompt, which the rotation keeps.
-const (
-	cacheShards  = 64
-	shardEntries = 224
-)
+// cacheBits sizes the cache of whole strings: 1<<cacheBits buckets of two 32-byte slots,
+// 512 KiB allocated once, holding no pointers, so the garbage collector never scans it.
+// It is small because counting a string piece by piece is fast too: it only needs to
+// hold the text a batch repeats on every line or so, such as a system prompt.
+const cacheBits = 13
 
-// What a cache key was computed from. Keys of different kinds never collide in practice
-// because the kind is mixed into the second hash.
+// What a cached count was computed from. The kind is mixed into the first hash, so the
+// same bytes as text and as a tools array are two entries.
 const (
 	kindText   = iota // a string's decoded text
 	kindTools         // the raw JSON of a tools or functions array
 	kindSchema        // the raw JSON of a json_schema schema
 )
 
-// cacheKey is a 128-bit hash of the cached bytes: two maphash sums with independent
-// random seeds. Two different strings share a key with probability about 2^-128 per
-// pair, far below any other source of error here.
-type cacheKey struct{ h1, h2 uint64 }
+// The tags of a cache slot.
+const (
+	tagSeen    = 1 // a string seen once and not kept: k0 is its first hash
+	tagCounted = 2 // a string's count: k0 and k1 are its two hashes
+)
 
-// cache maps hashes of strings to their token counts. It is safe for concurrent use.
-// Each shard has a mutex and two generations: lookups that hit the old generation move
-// the entry to the current one, and when the current one is full it becomes the old one
-// and the old one is cleared for reuse. Hot entries, such as a system prompt repeated on
-// every line, so survive any amount of unique text passing through.
+// cache maps strings to their token counts by a 128-bit hash of their bytes (two
+// maphash sums with independent random seeds: two different strings share a key with
+// probability about 2^-128 a pair, far below any other source of error here), in a
+// two-way set-associative table of the slots the piece table uses, so it is safe for
+// concurrent use without locks.
+//
+// A string's count is kept the second time the string is seen: the first time, only
+// its first hash is noted. Most strings of a batch are seen once (each line's own
+// text), and for them a lookup costs one hash and one load, and noting them one
+// write. A new string takes its bucket's empty slot, or else one noted but not
+// counted, or else one at random: a count used on every line, such as a system
+// prompt's, so survives any amount of text seen once, and is counted again twice at
+// most after a collision.
 type cache struct {
 	seed1, seed2 maphash.Seed
-	shards       [cacheShards]shard
-}
-
-type shard struct {
-	mu       sync.Mutex
-	cur, old map[cacheKey]int32
-	_        [40]byte // keep shards on separate cache lines
+	buckets      [][2]slot
 }
 
 func newCache() *cache {
-	c := &cache{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed()}
-	for i := range c.shards {
-		c.shards[i].cur = make(map[cacheKey]int32)
-		c.shards[i].old = make(map[cacheKey]int32)
+	return &cache{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), buckets: make([][2]slot, 1<<cacheBits)}
+}
+
+// cacheEntry is what a lookup learned, for keep.
+type cacheEntry struct {
+	b      *[2]slot
+	h1, h2 uint64 // h2 is 0 until computed
+	seen   int    // the slot that noted the string, or -1
+	meta   uint64 // that slot's meta word when read
+}
+
+// hash returns the maphash sum of s with seed.
+func hash[T text](seed maphash.Seed, s T) uint64 {
+	switch v := any(s).(type) {
+	case string:
+		return maphash.String(seed, v)
+	case []byte:
+		return maphash.Bytes(seed, v)
 	}
-	return c
+	return 0
 }
 
-func (c *cache) key(kind uint64, b []byte) cacheKey {
-	return cacheKey{maphash.Bytes(c.seed1, b), maphash.Bytes(c.seed2, b) ^ kind}
-}
-
-func (c *cache) keyString(kind uint64, s string) cacheKey {
-	return cacheKey{maphash.String(c.seed1, s), maphash.String(c.seed2, s) ^ kind}
-}
-
-func (c *cache) shard(k cacheKey) *shard { return &c.shards[k.h1%cacheShards] }
-
-// get returns the count cached under k.
-func (c *cache) get(k cacheKey) (int, bool) {
-	s := c.shard(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n, ok := s.cur[k]; ok {
-		return int(n), true
+// cached returns the count kept for s of kind, if any, and what keep needs to note or
+// keep the count of s.
+func cached[T text](c *cache, kind uint64, s T) (cacheEntry, int, bool) {
+	h1 := hash(c.seed1, s) ^ kind*0x9e3779b97f4a7c15
+	e := cacheEntry{b: &c.buckets[h1>>(64-cacheBits)], h1: h1, seen: -1}
+	for i := range e.b {
+		sl := &e.b[i]
+		m := sl.meta.Load()
+		if m&busy != 0 || sl.k0.Load() != h1 {
+			continue
+		}
+		switch m >> tagShift & 0xff {
+		case tagCounted:
+			if e.h2 == 0 {
+				e.h2 = hash(c.seed2, s) | 1 // never 0, so 0 says "not computed"
+			}
+			if sl.k1.Load() == e.h2 && sl.meta.Load() == m {
+				return e, int(m & countMask), true
+			}
+		case tagSeen:
+			e.seen, e.meta = i, m
+		}
 	}
-	n, ok := s.old[k]
-	if ok {
-		delete(s.old, k)
-		s.put(k, n)
-	}
-	return int(n), ok
+	return e, 0, false
 }
 
-// put caches n under k.
-func (c *cache) put(k cacheKey, n int) {
-	s := c.shard(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.put(k, int32(min(n, 1<<31-1)))
-}
-
-func (s *shard) put(k cacheKey, n int32) {
-	if _, ok := s.cur[k]; !ok && len(s.cur) >= shardEntries {
-		s.cur, s.old = s.old, s.cur
-		clear(s.cur)
+// keep notes s, which cached did not find, with its count n: the first time it is
+// seen, only that it was; the second time, its count.
+func keep[T text](c *cache, e *cacheEntry, s T, n int) {
+	if n > countMask {
+		return
 	}
-	s.cur[k] = n
+	if e.seen >= 0 {
+		if e.h2 == 0 {
+			e.h2 = hash(c.seed2, s) | 1
+		}
+		e.b[e.seen].write(e.meta, e.h1, e.h2, 0, tagCounted, n)
+		return
+	}
+	m0, m1 := e.b[0].meta.Load(), e.b[1].meta.Load()
+	i := rand.IntN(2)
+	switch {
+	case m0 == 0:
+		i = 0
+	case m1 == 0:
+		i = 1
+	case m0>>tagShift&0xff == tagSeen:
+		i = 0
+	case m1>>tagShift&0xff == tagSeen:
+		i = 1
+	}
+	e.b[i].write(e.b[i].meta.Load(), e.h1, 0, 0, tagSeen, 0)
 }

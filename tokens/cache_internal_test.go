@@ -2,53 +2,99 @@ package tokens
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 )
 
-func TestCacheBound(t *testing.T) {
+// lookup is what Counter.count does with the cache: the kept count, or n, noted.
+func lookup(c *cache, kind uint64, s string, n int) (int, bool) {
+	e, got, ok := cached(c, kind, s)
+	if ok {
+		return got, true
+	}
+	keep(c, &e, s, n)
+	return n, false
+}
+
+// TestCacheKeeps checks when a count is kept: not the first time a string is seen,
+// the second; for its kind only; the same for its bytes and its string.
+func TestCacheKeeps(t *testing.T) {
 	t.Parallel()
 	c := newCache()
-	hot := c.key(kindText, []byte("a system prompt seen on every line"))
-	c.put(hot, 42)
-	for i := range 4 * cacheShards * shardEntries {
-		c.put(c.key(kindText, fmt.Appendf(nil, "unique %d", i)), i)
-		if i%1000 == 0 { // used now and then, so it must survive the rotations
-			if n, ok := c.get(hot); !ok || n != 42 {
-				t.Fatalf("after %d puts: got %d, %v for the hot key, want 42, true", i, n, ok)
-			}
+	s := `[{"name":"f"}]`
+	for i, want := range []bool{false, false, true, true} {
+		if n, ok := lookup(c, kindText, s, 7); ok != want || n != 7 {
+			t.Fatalf("sighting %d: got %d, %v, want 7, %v", i+1, n, ok, want)
 		}
 	}
-	total := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		if len(s.cur) > shardEntries || len(s.old) > shardEntries {
-			t.Errorf("shard %d holds %d + %d entries, want at most %d each", i, len(s.cur), len(s.old), shardEntries)
-		}
-		total += len(s.cur) + len(s.old)
+	if e, n, ok := cached(c, kindText, []byte(s)); !ok || n != 7 || e.h1 == 0 {
+		t.Errorf("the same bytes: got %d, %v, want 7, true", n, ok)
 	}
-	if max := 2 * cacheShards * shardEntries; total > max {
-		t.Errorf("cache holds %d entries, want at most %d", total, max)
+	if _, n, ok := cached(c, kindTools, s); ok {
+		t.Errorf("as tools: got %d, true, want a miss", n)
+	}
+	if _, n, ok := cached(c, kindText, s+" "); ok {
+		t.Errorf("another string: got %d, true, want a miss", n)
+	}
+	// A count too big for a slot is never kept.
+	big := "a string with a count too big to keep"
+	for range 3 {
+		if _, ok := lookup(c, kindText, big, countMask+1); ok {
+			t.Fatal("a count too big to keep was kept")
+		}
 	}
 }
 
-func TestCacheKinds(t *testing.T) {
+// TestCacheHot checks that a count used on every line survives any number of strings
+// seen once, as a batch's system prompt must, and that strings seen more often than
+// there are slots take slots from one another, never giving another's count.
+func TestCacheHot(t *testing.T) {
 	t.Parallel()
 	c := newCache()
-	b := []byte(`[{"name":"f"}]`)
-	c.put(c.key(kindText, b), 1)
-	c.put(c.key(kindTools, b), 2)
-	for _, tc := range []struct {
-		kind uint64
-		want int
-	}{{kindText, 1}, {kindTools, 2}} {
-		if n, ok := c.get(c.key(tc.kind, b)); !ok || n != tc.want {
-			t.Errorf("kind %d: got %d, %v, want %d, true", tc.kind, n, ok, tc.want)
+	hot := "a system prompt seen on every line"
+	lookup(c, kindText, hot, 42)
+	lookup(c, kindText, hot, 42)
+	for i := range 8 << cacheBits {
+		lookup(c, kindText, fmt.Sprintf("unique %d", i), i)
+		if n, ok := lookup(c, kindText, hot, 42); !ok || n != 42 {
+			t.Fatalf("after %d strings seen once: got %d, %v for the hot string, want 42, true", i+1, n, ok)
 		}
 	}
-	if _, ok := c.get(c.key(kindSchema, b)); ok {
-		t.Error("kind schema: got a hit, want none")
+	kept := 0
+	for round := range 3 { // noted, kept, found
+		for i := range 4 << cacheBits {
+			s := fmt.Sprintf("twice %d", i)
+			n, ok := lookup(c, kindText, s, len(s))
+			if ok && n != len(s) {
+				t.Fatalf("%q: got %d, want %d", s, n, len(s))
+			}
+			if ok && round == 2 {
+				kept++
+			}
+		}
 	}
-	if c.key(kindText, b) != c.keyString(kindText, string(b)) {
-		t.Error("key and keyString differ for the same text")
+	if kept == 0 {
+		t.Error("no string seen twice was kept")
 	}
+}
+
+// TestCacheConcurrent looks up and keeps overlapping strings from many goroutines,
+// each string's count its length, so a torn read shows as a wrong count; run it with
+// -race.
+func TestCacheConcurrent(t *testing.T) {
+	t.Parallel()
+	c := newCache()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20000 {
+				s := fmt.Sprintf("%0*d", 8+(i*7+g)%40, (i*31+g)%3000)
+				if n, ok := lookup(c, kindText, s, len(s)); ok && n != len(s) {
+					t.Errorf("%q: got %d, want %d", s, n, len(s))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -115,13 +115,14 @@
 // at 30 to 70; text of words never seen before, and text without spaces such as
 // Japanese, at about the library's speed.
 //
-// A Counter also caches the count of every string of 8 bytes or more, and of whole
-// tools lists and json_schema schemas by their raw JSON, so text repeated across a
-// batch's lines, such as a system prompt, few-shot examples or tool definitions, costs
-// a hash and a map lookup; the JSON is walked in place, without decoding it into
-// values. That cache is keyed by a 128-bit hash of the text, so it never holds the text
-// itself, and holds at most 28,672 counts in 64 mutex-guarded shards: about 0.8 MiB
-// when full, never more. A full shard forgets what was not used since it last filled.
-// A Counter's caches so take about 3 MiB whatever it counts: the piece and word
-// tables' 2.3 MiB from the start, the string cache's as it fills.
+// A Counter also caches the count of every string of 8 bytes or more that it sees a
+// second time, and of whole tools lists and json_schema schemas by their raw JSON, so
+// text repeated across a batch's lines, such as a system prompt, few-shot examples or
+// tool definitions, costs two hashes and a lookup; the JSON is walked in place, without
+// decoding it into values. That cache is keyed by a 128-bit hash of the text, so it
+// never holds the text itself, in a lock-free table of 16,384 counts (512 KiB). A
+// string seen once is only noted, by its first hash, which is all that a batch's many
+// unique strings cost it, and takes the place of a count kept only in a bucket whose
+// two slots both hold one. A Counter's caches so take about 2.8 MiB whatever it counts,
+// allocated once.
 package tokens

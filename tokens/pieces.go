@@ -200,15 +200,21 @@ func (p *pieces) put(k pieceKey, n int) {
 			s = &b[0]
 		}
 	}
-	m := s.meta.Load()
-	if m&busy != 0 || !s.meta.CompareAndSwap(m, m|busy) {
-		return
+	s.write(s.meta.Load(), k.w0, k.w1, k.w2, k.tag, n)
+}
+
+// write stores a key and its tag and count in the slot if its meta word is still old
+// and no other write holds it; it reports whether it did. n must fit in countMask.
+func (s *slot) write(old, k0, k1, k2, tag uint64, n int) bool {
+	if old&busy != 0 || !s.meta.CompareAndSwap(old, old|busy) {
+		return false
 	}
-	s.k0.Store(k.w0)
-	s.k1.Store(k.w1)
-	s.k2.Store(k.w2)
-	version := (m>>verShift + 1) & verMask
-	s.meta.Store(version<<verShift | k.tag<<tagShift | uint64(n))
+	s.k0.Store(k0)
+	s.k1.Store(k1)
+	s.k2.Store(k2)
+	version := (old>>verShift + 1) & verMask
+	s.meta.Store(version<<verShift | tag<<tagShift | uint64(n))
+	return true
 }
 
 // countText returns the tokens of s: ASCII segments piece by piece, the others whole.

@@ -265,13 +265,13 @@ func (c *Counter) tools(r *reader) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	k := c.cache.key(kindTools, raw)
-	if n, ok := c.cache.get(k); ok {
+	e, n, ok := cached(c.cache, kindTools, raw)
+	if ok {
 		return n, nil
 	}
 	functions := 0
 	sub := &reader{b: raw}
-	n, err := sum(sub, func() (int, error) {
+	n, err = sum(sub, func() (int, error) {
 		m, ok, err := c.tool(sub)
 		if ok {
 			functions++
@@ -284,7 +284,7 @@ func (c *Counter) tools(r *reader) (int, error) {
 	if functions > 0 {
 		n += funcEnd
 	}
-	c.cache.put(k, n)
+	keep(c.cache, &e, raw, n)
 	return n, nil
 }
 
@@ -455,12 +455,11 @@ func (c *Counter) schemaIn(r *reader) (int, error) {
 			if err != nil {
 				return 0, err
 			}
-			k := c.cache.key(kindSchema, raw)
-			if n, ok := c.cache.get(k); ok {
-				return n, nil
+			e, n, ok := cached(c.cache, kindSchema, raw)
+			if !ok {
+				n = c.count(compact(nil, raw))
+				keep(c.cache, &e, raw, n)
 			}
-			n := c.count(compact(nil, raw))
-			c.cache.put(k, n)
 			return n, nil
 		}
 		return 0, r.skip()

@@ -102,12 +102,11 @@ func (c *Counter) Text(s string) int {
 	if len(s) < minCached {
 		return countText(c, s)
 	}
-	k := c.cache.keyString(kindText, s)
-	if n, ok := c.cache.get(k); ok {
-		return n
+	e, n, ok := cached(c.cache, kindText, s)
+	if !ok {
+		n = countText(c, s)
+		keep(c.cache, &e, s, n)
 	}
-	n := countText(c, s)
-	c.cache.put(k, n)
 	return n
 }
 
@@ -116,12 +115,11 @@ func (c *Counter) count(b []byte) int {
 	if len(b) < minCached {
 		return countText(c, b)
 	}
-	k := c.cache.key(kindText, b)
-	if n, ok := c.cache.get(k); ok {
-		return n
+	e, n, ok := cached(c.cache, kindText, b)
+	if !ok {
+		n = countText(c, b)
+		keep(c.cache, &e, b, n)
 	}
-	n := countText(c, b)
-	c.cache.put(k, n)
 	return n
 }
 
