@@ -12,3 +12,16 @@ var haveAVX2 = cpu.X86.HasAVX2
 //
 //go:noescape
 func classifyAVX2(p *byte) (letter, upper, digit, space, known uint64)
+
+// plainEndAVX2 returns the index of the first byte of p[:n] that is a quote, a
+// backslash or a control character, looking at the whole blocks of 32 bytes only: n
+// rounded down to 32 when there is none there.
+//
+//go:noescape
+func plainEndAVX2(p *byte, n int) int
+
+// nonASCIIAVX2 returns the index of the first byte of p[:n] from 0x80, looking at the
+// whole blocks of 32 bytes only: n rounded down to 32 when there is none there.
+//
+//go:noescape
+func nonASCIIAVX2(p *byte, n int) int

@@ -64,3 +64,64 @@ TEXT ·classifyAVX2(SB), NOSPLIT, $0-48
 	MOVQ DX, space+32(FP)
 	MOVQ DI, known+40(FP)
 	RET
+
+// func plainEndAVX2(p *byte, n int) int
+TEXT ·plainEndAVX2(SB), NOSPLIT, $0-24
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	ANDQ $-32, CX                   // whole blocks of 32 bytes
+	BROADCAST(0x22222222, Y1, X1)   // '"'
+	BROADCAST(0x5c5c5c5c, Y2, X2)   // '\\'
+	BROADCAST(0x1f1f1f1f, Y3, X3)   // the last control character
+	XORQ AX, AX
+
+plainLoop:
+	CMPQ AX, CX
+	JGE  plainDone
+	VMOVDQU (SI)(AX*1), Y0
+	VPCMPEQB Y1, Y0, Y4
+	VPCMPEQB Y2, Y0, Y5
+	VPMINUB Y3, Y0, Y6
+	VPCMPEQB Y0, Y6, Y6             // a byte at most 0x1f
+	VPOR Y4, Y5, Y4
+	VPOR Y4, Y6, Y4
+	VPMOVMSKB Y4, DX
+	TESTL DX, DX
+	JNZ  plainFound
+	ADDQ $32, AX
+	JMP  plainLoop
+
+plainFound:
+	BSFL DX, DX
+	ADDQ DX, AX
+
+plainDone:
+	VZEROUPPER
+	MOVQ AX, ret+16(FP)
+	RET
+
+// func nonASCIIAVX2(p *byte, n int) int
+TEXT ·nonASCIIAVX2(SB), NOSPLIT, $0-24
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	ANDQ $-32, CX
+	XORQ AX, AX
+
+asciiLoop:
+	CMPQ AX, CX
+	JGE  asciiDone
+	VMOVDQU (SI)(AX*1), Y0
+	VPMOVMSKB Y0, DX                // the high bit of each byte
+	TESTL DX, DX
+	JNZ  asciiFound
+	ADDQ $32, AX
+	JMP  asciiLoop
+
+asciiFound:
+	BSFL DX, DX
+	ADDQ DX, AX
+
+asciiDone:
+	VZEROUPPER
+	MOVQ AX, ret+16(FP)
+	RET

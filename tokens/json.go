@@ -442,6 +442,13 @@ func (r *reader) array(fn func(i int) error) error {
 // bytes at a time: in each test a byte flags when it is one of them, and a byte above
 // such a byte may flag wrongly, but the lowest flag is always right.
 func plainEnd(b []byte, i int) int {
+	if n := len(b) - i; haveAVX2 && n >= 32 {
+		j := plainEndAVX2(&b[i], n)
+		if j < n&^31 {
+			return i + j
+		}
+		i += j
+	}
 	for ; i+8 <= len(b); i += 8 {
 		w := load8(b, i)
 		quote, backslash := w^(ones*'"'), w^(ones*'\\')

@@ -72,11 +72,16 @@ func TestReaderDepth(t *testing.T) {
 	}
 }
 
+// blockLengths are lengths of text for the tests of a search a word or a block of 32 at
+// a time: each length up to three words, and around one and two blocks.
+var blockLengths = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 31, 32, 33, 40, 63, 64, 65, 71}
+
 // TestPlainEnd compares plainEnd with a byte at a time, for every byte at every place of
-// a run that spans three words, after a byte that ends a run as well as after a plain one.
+// runs that span up to three words or two blocks, after a byte that ends a run as well
+// as after a plain one.
 func TestPlainEnd(t *testing.T) {
 	t.Parallel()
-	for length := range 20 {
+	for _, length := range blockLengths {
 		for pos := range length {
 			for b := range 256 {
 				for _, before := range []byte{'a', '"', '\n'} {

@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // This file splits ASCII text into the pieces the library's split regexps match, so that
@@ -314,6 +315,18 @@ func nonSpaceAt[T text](s T, i int) bool {
 // nonASCII returns the index of the first byte of s from 0x80, or -1.
 func nonASCII[T text](s T) int {
 	i := 0
+	if n := len(s); haveAVX2 && n >= 32 {
+		var p *byte
+		switch v := any(s).(type) {
+		case string:
+			p = unsafe.StringData(v)
+		case []byte:
+			p = &v[0]
+		}
+		if i = nonASCIIAVX2(p, n); i < n&^31 {
+			return i
+		}
+	}
 	for ; i+8 <= len(s); i += 8 {
 		if load8(s, i)&high != 0 {
 			break

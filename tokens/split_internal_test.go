@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -329,6 +330,29 @@ func TestShortWord(t *testing.T) {
 		}
 		if (c.split == splitP50k) != (found == 0) {
 			t.Errorf("%s: shortWord found %d words", c.name, found)
+		}
+	}
+}
+
+// TestNonASCII compares nonASCII with a byte at a time, for each byte from 0x80 at every
+// place of texts that span up to three words or two blocks, as a string and as bytes.
+func TestNonASCII(t *testing.T) {
+	t.Parallel()
+	for _, length := range blockLengths {
+		for pos := -1; pos < length; pos++ {
+			for _, b := range []byte{0x80, 0xc3, 0xff} {
+				s := bytes.Repeat([]byte{'x'}, length)
+				want := -1
+				if pos >= 0 {
+					s[pos], want = b, pos
+				}
+				if got := nonASCII(s); got != want {
+					t.Fatalf("nonASCII(%q) = %d, want %d", s, got, want)
+				}
+				if got := nonASCII(string(s)); got != want {
+					t.Fatalf("nonASCII(string %q) = %d, want %d", s, got, want)
+				}
+			}
 		}
 	}
 }
