@@ -56,17 +56,21 @@ func gather(w uint64) uint64 {
 func classify[T text](s T, i int) classes {
 	s = s[i : i+blockSize]
 	if haveAVX2 {
-		var p *byte
-		switch v := any(s).(type) {
-		case string:
-			p = unsafe.StringData(v)
-		case []byte:
-			p = &v[0]
-		}
-		letter, upper, digit, space, known := classifyAVX2(p)
+		letter, upper, digit, space, known := classifyAVX2(first(s))
 		return classes{letter, upper, digit, space, known &^ letter &^ digit &^ space}
 	}
 	return classifyWords(s)
+}
+
+// first returns a pointer to the first byte of s, which is not empty, for assembly.
+func first[T text](s T) *byte {
+	switch v := any(s).(type) {
+	case string:
+		return unsafe.StringData(v)
+	case []byte:
+		return &v[0]
+	}
+	return nil
 }
 
 // classifyWords is classify eight bytes at a time, in a word each.

@@ -39,28 +39,31 @@ func checkStarts(t *testing.T, sp splitter, s string, i int) {
 	}
 }
 
+// checkAllStarts checks the starts of blocks at every piece's start of s, in both
+// splits that use blocks.
+func checkAllStarts(t *testing.T, s string) {
+	t.Helper()
+	for _, sp := range []splitter{splitO200k, splitCl100k} {
+		for i := 0; i < len(s); {
+			checkStarts(t, sp, s, i)
+			if s[i] == del {
+				i++
+			} else {
+				i = nextPiece(sp, s, i)
+			}
+		}
+	}
+}
+
 func TestBlockStarts(t *testing.T) {
 	t.Parallel()
 	for _, s := range []string{"1234567 3.14159 -42", "Hello, world. Aa bB  cc   (dd) ..ee .f"} {
-		for _, sp := range []splitter{splitO200k, splitCl100k} {
-			for i := 0; i < len(s); i = nextPiece(sp, s, i) {
-				checkStarts(t, sp, s, i)
-			}
-		}
+		checkAllStarts(t, s)
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
 	for range 3000 {
 		s := genText(rng, 1+rng.IntN(300), false)
-		for _, sp := range []splitter{splitO200k, splitCl100k} {
-			for i := 0; i < len(s); {
-				checkStarts(t, sp, s, i)
-				if s[i] == del {
-					i++
-				} else {
-					i = nextPiece(sp, s, i)
-				}
-			}
-		}
+		checkAllStarts(t, s)
 	}
 }
 
@@ -138,15 +141,6 @@ func FuzzBlockStarts(f *testing.F) {
 			b[i] &= 0x7f
 		}
 		s = string(b)
-		for _, sp := range []splitter{splitO200k, splitCl100k} {
-			for i := 0; i < len(s); {
-				checkStarts(t, sp, s, i)
-				if s[i] == del {
-					i++
-				} else {
-					i = nextPiece(sp, s, i)
-				}
-			}
-		}
+		checkAllStarts(t, s)
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"math/bits"
 	"unicode"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // This file splits ASCII text into the pieces the library's split regexps match, so that
@@ -316,14 +315,7 @@ func nonSpaceAt[T text](s T, i int) bool {
 func nonASCII[T text](s T) int {
 	i := 0
 	if n := len(s); haveAVX2 && n >= 32 {
-		var p *byte
-		switch v := any(s).(type) {
-		case string:
-			p = unsafe.StringData(v)
-		case []byte:
-			p = &v[0]
-		}
-		if i = nonASCIIAVX2(p, n); i < n&^31 {
+		if i = nonASCIIAVX2(first(s), n); i < n&^31 {
 			return i
 		}
 	}
