@@ -68,7 +68,7 @@ var outside = map[string][]string{
 	"postgres":             {"github.com/jackc/pgx/v5", "github.com/jackc/pgx/v5/pgconn", "github.com/jackc/pgx/v5/pgxpool"},
 	"postgres/pgtest":      {"github.com/jackc/pgx/v5"},
 	"sqlite":               {"modernc.org/sqlite", "modernc.org/sqlite/lib"},
-	"tokens":               {"github.com/tiktoken-go/tokenizer"},
+	"tokens":               {"github.com/tiktoken-go/tokenizer", "golang.org/x/sys/cpu"},
 	"storetest":            {"github.com/google/go-cmp/cmp", "github.com/google/go-cmp/cmp/cmpopts"},
 }
 
