@@ -237,7 +237,7 @@ func (p *formPart) readHeader() error {
 			continue
 		}
 		k, v, ok := bytes.Cut(body, []byte(":"))
-		if !ok || !isToken(k) {
+		if !ok || !isHeaderName(k) {
 			return fmt.Errorf("multipart: NextPart: malformed MIME header line: %s", clipBytes(body))
 		}
 		inDisposition = false
@@ -259,13 +259,16 @@ func (p *formPart) readHeader() error {
 	return nil
 }
 
-// isToken reports whether k is a header name: one or more RFC 7230 token characters.
-func isToken(k []byte) bool {
+// isHeaderName reports whether k is a header name as mime/multipart takes one: one or
+// more RFC 7230 token characters or spaces. A space is not a token character, but
+// net/textproto accepts one (a space before the colon, "Name : value"), keeping such a
+// name as it is, so that it never names Content-Disposition.
+func isHeaderName(k []byte) bool {
 	if len(k) == 0 {
 		return false
 	}
 	for _, c := range k {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+		if c < ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
 			return false
 		}
 	}
