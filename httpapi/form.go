@@ -249,9 +249,12 @@ func (p *formPart) readHeader() error {
 			}
 		}
 	}
+	// As mime/multipart: the name only of a form-data part, the file name of any.
 	disp, params, err := mime.ParseMediaType(disposition)
-	if err == nil && disp == "form-data" {
-		p.name = params["name"]
+	if err == nil {
+		if disp == "form-data" {
+			p.name = params["name"]
+		}
 		if fn := params["filename"]; fn != "" {
 			p.filename = filepath.Base(fn)
 		}

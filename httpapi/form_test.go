@@ -123,6 +123,7 @@ func TestFormReader(t *testing.T) {
 		{"no-final-boundary", []byte("--" + b + "\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n")},
 		{"garbage-between", []byte("--" + b + "\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--" + b + "\r\n\r\nw\r\n" + "junk\r\n--" + b + "--")},
 		{"bad-header", []byte("--" + b + "\r\nno colon here\r\n\r\nv\r\n--" + b + "--\r\n")},
+		{"attachment-filename", []byte("--" + b + "\r\nContent-Disposition: attachment; name=\"a\"; filename=\"d/f.txt\"\r\n\r\nv\r\n--" + b + "--\r\n")},
 		{"space-before-colon", []byte("--" + b + "\r\nContent-Disposition : form-data; name=\"a\"\r\nX Y: z\r\n\r\nv\r\n--" + b + "--\r\n")},
 		{"empty", nil},
 	}
