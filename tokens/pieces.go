@@ -121,14 +121,7 @@ func (t *words) check(k1 uint64) uint64 {
 func pieceKeyOf[T text](p *pieces, s T, i, j int) pieceKey {
 	n := j - i
 	if n > maxInline {
-		var h1, h2 uint64
-		switch v := any(s[i:j]).(type) {
-		case string:
-			h1, h2 = maphash.String(p.seed1, v), maphash.String(p.seed2, v)
-		case []byte:
-			h1, h2 = maphash.Bytes(p.seed1, v), maphash.Bytes(p.seed2, v)
-		}
-		return pieceKey{h1, h2, uint64(n), tagHashed}
+		return pieceKey{hash(p.seed1, s[i:j]), hash(p.seed2, s[i:j]), uint64(n), tagHashed}
 	}
 	if n <= 8 && i+8 <= len(s) { // most words: one load
 		return pieceKey{load8(s, i) & (1<<(8*n) - 1), 0, 0, uint64(n)}
